@@ -1,0 +1,70 @@
+"""DetSegModel: forward in train / eval / export modes, fuse, loss routing, names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.modules import Detect
+from ultralytics.nn.modules.head import SemanticSegment
+from ultralytics.utils import DEFAULT_CFG
+
+from yoloseghw.nn import build_model
+
+FAMILIES = ["yolov8n", "yolo11n", "yolo26n"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_forward_all_modes(name):
+    model = build_model(name, det_nc=3, seg_nc=5)
+    x = torch.rand(2, 3, 64, 96)
+    model.train()
+    det, (logits, aux) = model(x)
+    assert isinstance(det, dict) and logits.shape == (2, 5, 8, 12) and aux.shape == (2, 5, 4, 6)
+    model.eval()
+    with torch.no_grad():
+        det, logits = model(x)
+        assert logits.shape == (2, 5, 8, 12)
+        y = det[0] if isinstance(det, tuple) else det
+        assert y.shape[0] == 2
+        model.fuse(verbose=False)
+        det_fused, logits_fused = model(x)
+        assert torch.allclose(logits, logits_fused, atol=1e-3)
+        for m in model.modules():
+            if isinstance(m, (Detect, SemanticSegment)):
+                m.export, m.format = True, "onnx"
+        det_exp, class_map = model(x)
+        assert class_map.shape == (2, 64, 96) and class_map.dtype == torch.uint8
+        assert isinstance(det_exp, torch.Tensor)
+
+
+@pytest.mark.parametrize("name", ["yolo11s", "yolo26m.yaml"])
+def test_scales_build(name):
+    model = build_model(name, det_nc=2, seg_nc=4)
+    assert model.semantic.nc == 4 and model.model[-1].nc == 2
+
+
+def _loss_batch(task: str) -> dict:
+    batch = {"img": torch.rand(2, 3, 64, 64), "task": task}
+    if task == "det":
+        batch.update(batch_idx=torch.tensor([0.0, 1.0]), cls=torch.tensor([[0.0], [1.0]]),
+                     bboxes=torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.4, 0.6, 0.2, 0.4]]))
+    else:
+        batch["semantic_mask"] = torch.randint(0, 4, (2, 64, 64))
+    return batch
+
+
+@pytest.mark.parametrize("task", ["det", "seg"])
+def test_loss_routing(task):
+    """A seg-only batch gives the detection head no gradient, and a det-only batch none to the semantic head."""
+    model = build_model("yolo26n", det_nc=2, seg_nc=4)
+    model.args = get_cfg(DEFAULT_CFG)
+    model.train()
+    loss, items = model.loss(_loss_batch(task))
+    loss.sum().backward()
+    other = model.model[-1] if task == "seg" else model.semantic
+    own = model.semantic if task == "seg" else model.model[-1]
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in other.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in own.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.model[0].parameters())
+    assert set(items) == ({"ce_loss", "dice_loss", "aux_loss"} if task == "seg" else set(items))

@@ -1,0 +1,27 @@
+"""Shared rich console and progress bars (labelled with the task of the current step)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(highlight=False)
+
+
+def make_progress(transient: bool = False) -> Progress:
+    """Progress bar: '<label> ━━━ 12/40 0:00:03 0:00:09 <info>'."""
+    return Progress(
+        TextColumn("[bold]{task.description:<22}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=transient,
+    )
+
+
+def warn(message: str) -> None:
+    """One-line warning (Ultralytics' own logger is quiet under YOLO_VERBOSE=False)."""
+    console.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)

@@ -1,0 +1,106 @@
+"""DetSegValidator: mAP (Ultralytics DetMetrics) on the box val set and mIoU (SemanticMetrics) on the mask val set."""
+
+from __future__ import annotations
+
+from copy import copy
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.models.yolo.semantic import SemanticSegmentationValidator
+
+from .console import make_progress
+from .data import build_dataset, build_loader, task_args
+
+DET_KEYS = ("metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)")
+SEG_KEYS = ("metrics/mIoU", "metrics/pixel_acc")
+
+
+def combined_fitness(metrics: dict[str, float]) -> float:
+    """Model selection score: mean of detection fitness (0.1*mAP50 + 0.9*mAP50-95) and mIoU, over the tasks present."""
+    parts = []
+    if "metrics/mAP50-95(B)" in metrics:
+        parts.append(0.1 * metrics["metrics/mAP50(B)"] + 0.9 * metrics["metrics/mAP50-95(B)"])
+    if "metrics/mIoU" in metrics:
+        parts.append(metrics["metrics/mIoU"])
+    return sum(parts) / len(parts) if parts else 0.0
+
+
+class DetSegValidator:
+    """Evaluates a DetSegModel on a detection val set and/or a semantic val set, reusing Ultralytics' validators."""
+
+    def __init__(self, args: Any, det_data: dict | None, seg_data: dict | None, stride: int, save_dir: Path):
+        """Build the val loaders once; `args` is an Ultralytics args namespace (imgsz, batch, conf, iou, ...)."""
+        self.args, self.save_dir = args, Path(save_dir)
+        self.validators: dict[str, DetectionValidator] = {}
+        for task, data, cls in (
+            ("det", det_data, DetectionValidator),
+            ("seg", seg_data, SemanticSegmentationValidator),
+        ):
+            if data is None:
+                continue
+            batch = max(args.batch, 1) * (2 if task == "det" else 1)
+            loader = build_loader(build_dataset(args, data, "val", task, stride, batch), batch, 0, shuffle=False)
+            vargs = task_args(args, task)
+            vargs.plots = vargs.save_json = vargs.save_txt = False
+            validator = cls(dataloader=loader, save_dir=self.save_dir, args=copy(vargs))
+            validator.data, validator.training = data, True
+            self.validators[task] = validator
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module, label: str = "val") -> dict[str, float]:
+        """Run every configured val set through `model`; return metrics plus a combined 'fitness'."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        dtype = next(model.parameters()).dtype
+        metrics: dict[str, float] = {}
+        with make_progress(transient=True) as progress:
+            for task, validator in self.validators.items():
+                metrics.update(self._run(task, validator, model, device, dtype, progress, label))
+        metrics["fitness"] = combined_fitness(metrics)
+        model.train(was_training)
+        return metrics
+
+    def _run(self, task, validator, model, device, dtype, progress, label) -> dict[str, float]:
+        names = model.det_names if task == "det" else model.seg_names
+        validator.device = device
+        validator.init_metrics(SimpleNamespace(names=names, end2end=getattr(model, "end2end", False)))
+        loader = validator.dataloader
+        bar = progress.add_task(f"{label} [{task}]", total=len(loader), info="")
+        for batch in loader:
+            batch = validator.preprocess(batch)
+            det_out, seg_out = model(batch["img"].to(dtype))
+            preds = validator.postprocess(det_out if task == "det" else seg_out)
+            validator.update_metrics(preds, batch)
+            progress.advance(bar)
+        stats = validator.get_stats()
+        keys = DET_KEYS if task == "det" else SEG_KEYS
+        return {k: float(stats[k]) for k in keys}
+
+    def class_tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Per-class results of the last run: detection (P, R, mAP50, mAP50-95) and semantic (IoU, pixel acc)."""
+        tables: dict[str, list[dict[str, Any]]] = {}
+        if "det" in self.validators:
+            v = self.validators["det"]
+            m = v.metrics
+            rows = []
+            for i, c in enumerate(m.ap_class_index):
+                p, r, m50, m5095 = (float(x) for x in m.class_result(i))
+                rows.append(
+                    {"class": v.names[c], "images": int(m.nt_per_image[c]), "instances": int(m.nt_per_class[c]),
+                     "precision": p, "recall": r, "mAP50": m50, "mAP50-95": m5095}
+                )
+            tables["det"] = rows
+        if "seg" in self.validators:
+            v = self.validators["seg"]
+            m = v.metrics
+            tables["seg"] = [
+                {"class": name, "images": int(m.nt_per_image[i]), "pixels": int(m.nt_per_class[i]),
+                 "IoU": float(m.per_class_iou[i]), "pixel_acc": float(m.per_class_pixel_accuracy[i])}
+                for i, name in v.names.items()
+            ]
+        return tables
