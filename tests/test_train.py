@@ -88,3 +88,17 @@ def test_transfer_from_detection_checkpoint(trained, tiny_pair, tmp_path):
     n, total = transfer_detection_weights(model, tmp_path / "det.pt")
     assert n == len(det_model.state_dict()) and n < total
     torch.testing.assert_close(model.model[0].conv.weight, det_model.model[0].conv.weight.float())
+
+
+def test_training_is_offline(tiny_pair, tmp_path, monkeypatch):
+    """Nothing reaches for the network during a training run (weights, fonts, datasets)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    YOLOSeg("yolov8n").train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, **TINY)
+    assert (tmp_path / "train/weights/best.pt").is_file()

@@ -36,7 +36,6 @@ def cli_errors(fn: Callable) -> Callable:
             err.print(f"[red]Error:[/] {e}", soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err.print("Interrupted. An interrupted training run continues with: yoloseg train --resume RUN_DIR")
             raise typer.Exit(130) from None
 
     return wrapper

@@ -15,7 +15,7 @@ from .console import console
 from .data import load_data_config
 from .demo import make_demo
 from .errors import UserInputError
-from .nn import DetSegModel, build_model
+from .nn import DetSegModel, build_model, load_model_cfg
 from .schedule import SCHEDULES
 
 DEMO_DIR = Path("datasets") / "yoloseg-demo"
@@ -43,12 +43,13 @@ class YOLOSeg:
     """
 
     def __init__(self, model: str | Path = "yolo26n"):
-        self.cfg: str | dict = str(model)
         self.model: DetSegModel | None = None
         self.ckpt: dict[str, Any] = {}
         if str(model).endswith((".pt", ".pth")):
             self.model, self.ckpt = load_model(model)
             self.cfg = self.model.yaml
+        else:
+            self.cfg = load_model_cfg(model)
 
     # ------------------------------------------------------------------ info
     @property
@@ -147,13 +148,7 @@ class YOLOSeg:
 
     def _model_for(self, det_data: dict, seg_data: dict, weights: str | Path | None) -> DetSegModel:
         """A fresh model with the datasets' class lists, initialised from this model or `weights` where shapes match."""
-        cfg = self.cfg if isinstance(self.cfg, dict) else str(self.cfg)
-        try:
-            model = build_model(cfg, len(det_data["names"]), len(seg_data["names"]))
-        except FileNotFoundError:
-            raise UserInputError(
-                f"--model: unknown model '{self.cfg}' (use a stock name like yolo26n, yolo11s, yolov8m or a yaml path)"
-            ) from None
+        model = build_model(self.cfg, len(det_data["names"]), len(seg_data["names"]))
         model.names, model.seg_names = dict(det_data["names"]), dict(seg_data["names"])
         sources = [s for s in (weights,) if s]
         if self.model is not None:
@@ -244,6 +239,10 @@ def _train_or_clean_up(trainer) -> None:
     except UserInputError:
         if not trainer.resume_state and not (trainer.weights_dir / "last.pt").exists():
             shutil.rmtree(trainer.save_dir, ignore_errors=True)
+        raise
+    except KeyboardInterrupt:
+        if (trainer.weights_dir / "last.pt").exists():
+            console.print(f"Interrupted. Continue with: yoloseg train --resume {trainer.save_dir}")
         raise
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from copy import deepcopy
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,9 +12,11 @@ from torch import nn
 
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.head import SemanticSegment
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 from ultralytics.utils.loss import SemanticSegmentationLoss
 from ultralytics.utils.torch_utils import fuse_conv_and_bn, initialize_weights
+
+from .errors import UserInputError
 
 
 class DetSegModel(DetectionModel):
@@ -101,8 +105,24 @@ class DetSegModel(DetectionModel):
         return self
 
 
-def build_model(cfg: str | dict, det_nc: int, seg_nc: int, verbose: bool = False) -> DetSegModel:
-    """Build a DetSegModel from a detection yaml path or stock name (e.g. 'yolo26n', 'yolov8s.yaml')."""
-    if isinstance(cfg, str) and not cfg.endswith((".yaml", ".yml")):
-        cfg = f"{cfg}.yaml"
-    return DetSegModel(cfg, nc=det_nc, seg_nc=seg_nc, verbose=verbose)
+def load_model_cfg(name: str | Path | dict) -> dict:
+    """Model yaml dict for a stock detection name ('yolo26n', 'yolov8s.yaml', any scale) or a user yaml path."""
+    if isinstance(name, dict):
+        return deepcopy(name)
+    name = str(name)
+    path = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    try:
+        cfg = yaml_model_load(path)
+    except (FileNotFoundError, OSError):
+        raise UserInputError(
+            f"--model: unknown model '{name}' (use a stock name like yolo26n, yolo11s, yolov8m, or a yaml path)"
+        ) from None
+    head = cfg.get("head") or [[None, None, None]]
+    if head[-1][2] != "Detect":
+        raise UserInputError(f"--model: {name} is not a detection model yaml (its last layer is {head[-1][2]})")
+    return cfg
+
+
+def build_model(cfg: str | Path | dict, det_nc: int, seg_nc: int, verbose: bool = False) -> DetSegModel:
+    """Build a DetSegModel from a stock detection name, a yaml path or a yaml dict."""
+    return DetSegModel(load_model_cfg(cfg), nc=det_nc, seg_nc=seg_nc, verbose=verbose)

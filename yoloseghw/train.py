@@ -46,6 +46,7 @@ class DetSegTrainer:
         self.rows: list[dict[str, Any]] = []
         self.start_epoch, self.best_fitness = 0, None
         self.resume_state: dict | None = None
+        self.frozen_layers: list[torch.nn.Module] = []
 
     # ---------------------------------------------------------------- setup
     def _setup(self) -> None:

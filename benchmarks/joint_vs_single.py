@@ -1,0 +1,135 @@
+"""Joint det+seg model vs the two stock single-task Ultralytics models, at an equal budget.
+
+Trains (a) the yoloseg joint model on a box dataset + a mask dataset, (b) stock Ultralytics `detect` on the box
+dataset, (c) stock Ultralytics `semantic` on the mask dataset, with the same model scale, imgsz, epochs, batch and
+data; then reports mAP50-95, mAP50, mIoU, training time, parameters, GFLOPs and PyTorch CPU latency, as JSON and as
+a markdown table.
+
+    python benchmarks/joint_vs_single.py --det ../shared/data/highway/highway.yaml \
+        --seg ../shared/data/camvid/camvid.yaml --model yolo26n --epochs 10 --imgsz 256 --ratio 3:1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import statistics
+import time
+from pathlib import Path
+
+import yoloseghw  # noqa: F401  (offline configuration before ultralytics)
+import torch
+from ultralytics import YOLO
+from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+from yoloseghw import YOLOSeg
+
+
+def latency_ms(model: torch.nn.Module, imgsz: int, threads: int, runs: int, warmup: int = 10) -> tuple[float, float]:
+    """Median and p90 of batch-1 fp32 CPU forward time, fused eval model, fixed thread count."""
+    torch.set_num_threads(threads)
+    model = model.float().eval().cpu()
+    x = torch.rand(1, 3, imgsz, imgsz)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            t = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return statistics.median(times), times[int(0.9 * (len(times) - 1))]
+
+
+def semantic_yaml(model: str) -> str:
+    """yolo26n -> yolo26n-sem.yaml (Ultralytics ships semantic yamls for YOLO26)."""
+    match = re.fullmatch(r"(yolo26)([nslmx])", model)
+    if not match:
+        raise SystemExit(f"--model {model}: stock Ultralytics semantic models exist for yolo26n/s/m/l/x only")
+    return f"{match[1]}{match[2]}-sem.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--det", required=True)
+    parser.add_argument("--seg", required=True)
+    parser.add_argument("--model", default="yolo26n")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--imgsz", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--ratio", default="3:1", help="joint model det:seg step ratio (3:1 ~ one pass over each set)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency measurement")
+    parser.add_argument("--runs", type=int, default=50, help="timed forward passes per model")
+    parser.add_argument("--project", default="runs/bench")
+    args = parser.parse_args()
+
+    project = Path(args.project).resolve()
+    common = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "workers": args.workers,
+              "seed": args.seed, "device": args.device}
+    results = {"settings": {**vars(args), "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}}
+
+    t = time.time()
+    YOLOSeg(args.model).train(det=args.det, seg=args.seg, ratio=args.ratio, project=project, name="joint", **common)
+    joint_time = time.time() - t
+    joint = YOLOSeg(project / "joint/weights/best.pt")
+    jm = joint.val(det=args.det, seg=args.seg, imgsz=args.imgsz, batch=args.batch, verbose=False)["metrics"]
+
+    t = time.time()
+    YOLO(f"{args.model}.yaml").train(data=args.det, project=str(project), name="detect", plots=False, **common)
+    det_time = time.time() - t
+    det = YOLO(project / "detect/weights/best.pt")
+    dm = det.val(data=args.det, imgsz=args.imgsz, batch=args.batch, plots=False, verbose=False)
+
+    t = time.time()
+    YOLO(semantic_yaml(args.model)).train(data=args.seg, project=str(project), name="semantic", plots=False, **common)
+    sem_time = time.time() - t
+    sem = YOLO(project / "semantic/weights/best.pt")
+    sm = sem.val(data=args.seg, imgsz=args.imgsz, batch=args.batch, plots=False, verbose=False)
+
+    models = {"joint": joint.model.fuse(verbose=False), "detect": det.model.fuse(), "semantic": sem.model.fuse()}
+    for name, model in models.items():
+        p50, p90 = latency_ms(model, args.imgsz, args.threads, args.runs)
+        results[name] = {"params": get_num_params(model), "GFLOPs": round(get_flops(model, args.imgsz), 2),
+                         "latency_p50_ms": round(p50, 2), "latency_p90_ms": round(p90, 2)}
+    results["joint"].update({"mAP50-95": jm["metrics/mAP50-95(B)"], "mAP50": jm["metrics/mAP50(B)"],
+                             "mIoU": jm["metrics/mIoU"], "train_s": round(joint_time)})
+    results["detect"].update({"mAP50-95": float(dm.box.map), "mAP50": float(dm.box.map50), "train_s": round(det_time)})
+    results["semantic"].update({"mIoU": float(sm.results_dict["metrics/mIoU"]), "train_s": round(sem_time)})
+
+    j, d, s = results["joint"], results["detect"], results["semantic"]
+    results["ratios"] = {
+        "mAP50-95 joint/detect": j["mAP50-95"] / max(d["mAP50-95"], 1e-9),
+        "mIoU joint/semantic": j["mIoU"] / max(s["mIoU"], 1e-9),
+        "latency joint/(detect+semantic)": j["latency_p50_ms"] / (d["latency_p50_ms"] + s["latency_p50_ms"]),
+    }
+    (project / "results.json").write_text(json.dumps(results, indent=2))
+    table = markdown_table(results)
+    (project / "results.md").write_text(table)
+    print(table)
+
+
+def markdown_table(r: dict) -> str:
+    """Results as a markdown table, with the target ratios."""
+    def f(model: str, key: str, fmt: str = "{:.3f}") -> str:
+        return fmt.format(r[model][key]) if key in r[model] else "–"
+
+    lines = ["| model | mAP50-95 | mAP50 | mIoU | train time (s) | params | GFLOPs | latency p50 / p90 (ms) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in ("joint", "detect", "semantic"):
+        lines.append(f"| {name} | {f(name, 'mAP50-95')} | {f(name, 'mAP50')} | {f(name, 'mIoU')} | {f(name, 'train_s', '{}')} "
+                     f"| {r[name]['params']:,} | {r[name]['GFLOPs']} | {r[name]['latency_p50_ms']} / {r[name]['latency_p90_ms']} |")
+    d, s = r["detect"], r["semantic"]
+    lines.append(f"| detect + semantic | | | | {d['train_s'] + s['train_s']} | {d['params'] + s['params']:,} "
+                 f"| {round(d['GFLOPs'] + s['GFLOPs'], 2)} | {round(d['latency_p50_ms'] + s['latency_p50_ms'], 2)} | |")
+    lines.append("")
+    lines += [f"- {k}: {v:.3f}" for k, v in r["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
