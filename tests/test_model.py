@@ -68,3 +68,14 @@ def test_loss_routing(task):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in own.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.model[0].parameters())
     assert set(items) == ({"ce_loss", "dice_loss", "aux_loss"} if task == "seg" else set(items))
+
+
+def test_one_task_step_leaves_other_head_statistics():
+    """A seg training step must not move Detect's BatchNorm running statistics (and vice versa)."""
+    model = build_model("yolo26n", det_nc=2, seg_nc=4)
+    model.args = get_cfg(DEFAULT_CFG)
+    model.train()
+    for task, other in (("seg", model.model[-1]), ("det", model.semantic)):
+        before = {k: v.clone() for k, v in other.state_dict().items()}
+        model.loss(_loss_batch(task))
+        assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())

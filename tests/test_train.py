@@ -102,3 +102,20 @@ def test_training_is_offline(tiny_pair, tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     YOLOSeg("yolov8n").train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, **TINY)
     assert (tmp_path / "train/weights/best.pt").is_file()
+
+
+def test_phased_full_freeze_keeps_detector(tiny_pair, tmp_path, monkeypatch):
+    """phased det->seg with every layer before the heads frozen: phase two changes only the semantic head."""
+    states = []
+    original = DetSegTrainer._save
+
+    def spy(self, epoch, improved, final):
+        states.append({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        original(self, epoch, improved, final)
+
+    monkeypatch.setattr(DetSegTrainer, "_save", spy)
+    YOLOSeg("yolo26n").train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, schedule="phased",
+                             det_epochs=1, freeze=23, **{**TINY, "epochs": 2})
+    after_det, after_seg = states
+    changed = {k for k in after_det if not torch.equal(after_det[k], after_seg[k])}
+    assert changed and all(k.startswith("semantic.") for k in changed), sorted(changed)[:5]

@@ -62,7 +62,7 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 100; 15 for the demo)."),
     imgsz: Optional[int] = typer.Option(None, help="Train/val image size (default 640; 128 for the demo)."),
     batch: Optional[int] = typer.Option(None, help="Batch size per task (default 16)."),
-    device: Optional[str] = typer.Option(None, help="cpu, 0, 0,1 ... (default: best available)."),
+    device: Optional[str] = typer.Option(None, help="cpu, 0, 1, ... (one device; default: best available)."),
     workers: Optional[int] = typer.Option(None, help="Dataloader workers per loader."),
     fraction: Optional[float] = typer.Option(None, help="Fraction of each training set to use."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
@@ -149,6 +149,76 @@ def data_demo(
         raise UserInputError(f"{directory} already holds demo data; choose an empty folder")
     det, seg = make_demo(directory, train_images, val_images, seed)
     typer.echo(f"Wrote {det} and {seg}\nTrain: yoloseg train --det {det} --seg {seg}")
+
+
+@data_app.command("convert")
+@cli_errors
+def data_convert(
+    source: Path = typer.Argument(..., help="Source dataset: a folder (a COCO .json or YOLO .yaml file also works)."),
+    fmt: str = typer.Option(..., "--from", help="Boxes: voc | coco | yolo. Masks: voc-seg | cityscapes | ade20k | "
+                                                "camvid | camvid32 | masks."),
+    to: Path = typer.Option(..., "--to", help="Output folder (gets images/, labels/ or masks/, and <name>.yaml)."),
+    classes: Optional[str] = typer.Option(None, help="Keep/rename/merge classes, in this order: "
+                                                     "'car,person=pedestrian' or a .txt/.yaml/.json file "
+                                                     "(see docs/data.md)."),
+    val: float = typer.Option(0.2, help="Val fraction drawn from train when the source has no val split."),
+    seed: int = typer.Option(0, help="Random seed of that split."),
+    name: Optional[str] = typer.Option(None, help="Name of the yaml (default: the output folder's name)."),
+    link: bool = typer.Option(False, help="Hard-link images instead of copying them (copies across file systems)."),
+    force: bool = typer.Option(False, help="Replace the dataset in a non-empty output folder."),
+) -> None:
+    """Convert a VOC/COCO/YOLO box dataset or a VOC/Cityscapes/ADE20K/CamVid/index-mask dataset for `yoloseg train`."""
+    from .console import console
+    from .datatools import DET_FORMATS, convert
+
+    result = convert(fmt, source, to, classes=classes, val=val, seed=seed, name=name, force=force, link=link)
+    counts = ", ".join(f"{s} {n} images" + (f" / {result.boxes[s]} boxes" if result.boxes else "")
+                       for s, n in sorted(result.images.items(), key=lambda kv: ("train", "val", "test").index(kv[0])))
+    for note in result.notes:
+        console.print(f"Note: {note}", soft_wrap=True, markup=False)
+    shown = ", ".join(result.names[:12]) + (", ..." if len(result.names) > 12 else "")
+    flag = "--det" if fmt in DET_FORMATS else "--seg"
+    console.print(f"Wrote {result.yaml}: {counts}; {len(result.names)} classes: {shown}\n"
+                  f"Check: yoloseg data check {result.yaml}\nTrain: yoloseg train {flag} {result.yaml} ...",
+                  soft_wrap=True, markup=False)
+
+
+@data_app.command("check")
+@cli_errors
+def data_check(
+    yamls: list[Path] = typer.Argument(..., help="A detection and/or a semantic dataset yaml (one or two)."),
+) -> None:
+    """Check datasets: counts, class histograms, bad files and ids, image sizes, duplicates (exit 1 on errors)."""
+    from .console import console
+    from .datatools.check import check_dataset, print_overlap, print_report
+    from .errors import UserInputError
+
+    if len(yamls) > 2:
+        raise UserInputError(f"data check takes one or two dataset yamls, got {len(yamls)}")
+    reports = [check_dataset(path) for path in yamls]
+    for report in reports:
+        print_report(report, console)
+    if len(reports) == 2:
+        print_overlap(*reports, console)
+    if any(r.errors for r in reports):
+        raise typer.Exit(1)
+
+
+@data_app.command("show")
+@cli_errors
+def data_show(
+    yaml: Path = typer.Argument(..., help="A detection or semantic dataset yaml."),
+    split: str = typer.Option("train", help="Split to draw from: train, val or test."),
+    n: int = typer.Option(16, "--n", help="Number of random images."),
+    out: Path = typer.Option(Path("grid.png"), help="Output PNG."),
+    seed: int = typer.Option(0, help="Random seed of the sample."),
+    imgsz: int = typer.Option(320, help="Size of one grid cell in pixels."),
+) -> None:
+    """Draw random samples with their boxes or a mask overlay and a class legend into a PNG grid."""
+    from .datatools.show import show
+
+    path, count, (width, height) = show(yaml, split=split, n=n, out=out, seed=seed, imgsz=imgsz)
+    typer.echo(f"Wrote {path}: {count} {split} images of {yaml.name}, {width}x{height} px")
 
 
 def _checkpoint(path: Path) -> str:

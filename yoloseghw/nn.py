@@ -61,20 +61,29 @@ class DetSegModel(DetectionModel):
         """Run backbone + neck + Detect, and the semantic head on the saved P3/P4 outputs."""
         if getattr(self, "semantic", None) is None or profile or embed:
             return super()._predict_once(x, profile, embed)  # stride pass in __init__, profiling, embeddings
+        return self.forward_heads(x, ("det", "seg"))
+
+    def forward_heads(self, x: torch.Tensor, tasks: tuple[str, ...]) -> tuple[Any, Any]:
+        """(Detect output or None, semantic output or None): only the heads in `tasks` run, so a training step of
+        one task neither spends compute on the other head nor moves its BatchNorm statistics."""
         y = []
+        detect = self.model[-1]
         for m in self.model:
+            if m is detect and "det" not in tasks:
+                break
             if m.f != -1:
                 x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
             x = m(x)
             y.append(x if m.i in self.save else None)
-        return x, self.semantic([y[j] for j in self.semantic.f])
+        det = x if "det" in tasks else None
+        seg = self.semantic([y[j] for j in self.semantic.f]) if "seg" in tasks else None
+        return det, seg
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of the task the batch is labelled for (`batch['task']` is 'det' or 'seg'); the other head gets none."""
-        if preds is None:
-            preds = self.forward(batch["img"])
-        det_preds, seg_preds = preds
-        if batch["task"] == "det":
+        task = batch["task"]
+        det_preds, seg_preds = self.forward_heads(batch["img"], (task,)) if preds is None else preds
+        if task == "det":
             if self.det_criterion is None:
                 self.det_criterion = self.init_criterion()
             return self.det_criterion(det_preds, batch)

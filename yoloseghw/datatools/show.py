@@ -1,0 +1,124 @@
+"""`yoloseg data show`: a PNG grid of random samples with their boxes (detection) or mask overlay (semantic), drawn
+by Ultralytics' `plot_images`, plus a legend of the classes shown."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from ultralytics.data.utils import read_mask
+from ultralytics.utils.plotting import colors, plot_images
+
+from ..console import warn
+from ..errors import UserInputError
+from .common import IGNORE, label_lut, label_path, list_images, load_dataset, read_yolo_labels
+
+PAD_COLOUR = 114  # letterbox grey, as in Ultralytics
+
+
+def show(path: Path, split: str = "train", n: int = 16, out: Path = Path("grid.png"), seed: int = 0,
+         imgsz: int = 320) -> tuple[Path, int, tuple[int, int]]:
+    """Draw `n` random images of one split into a grid of ceil(sqrt(n))^2 cells of `imgsz` px, with a legend below.
+
+    Returns (output path, images drawn, (width, height) of the PNG).
+    """
+    if n < 1 or imgsz < 32:
+        raise UserInputError(f"--n must be at least 1 and --imgsz at least 32 (got {n} and {imgsz})")
+    kind, data = load_dataset(path)
+    if not data.get(split):
+        raise UserInputError(f"--split: {path} has no '{split}' split")
+    files = list_images(data[split])
+    if not files:
+        raise UserInputError(f"--split: no images in the {split} split of {path}")
+    lut = label_lut(data) if kind == "seg" else None
+    cells, masks, cls, boxes, index, shown = [], [], [], [], [], []
+    for file in random.Random(seed).sample(files, min(n, len(files))):
+        img = cv2.imread(str(file))
+        if img is None:
+            warn(f"skipped unreadable image {file}")
+            continue
+        cell, scale, pad = _letterbox(img, imgsz, cv2.INTER_AREA, PAD_COLOUR)
+        if kind == "det":
+            rows = _labels(file)
+            h, w = img.shape[:2]
+            for c, x, y, bw, bh in rows:  # normalized in the image -> normalized in the cell
+                cls.append(int(c))
+                boxes.append(((x * w * scale + pad[0]) / imgsz, (y * h * scale + pad[1]) / imgsz,
+                              bw * w * scale / imgsz, bh * h * scale / imgsz))
+                index.append(len(cells))
+        else:
+            masks.append(_mask(file, data.get("masks_dir", "masks"), lut, img.shape[:2], imgsz))
+        cells.append(cell[..., ::-1])  # BGR -> RGB
+        shown.append(str(file))
+    if not cells:
+        raise UserInputError(f"no readable images among the {min(n, len(files))} drawn from {path} ({split})")
+    labels = ({"cls": np.array(cls, np.int64), "bboxes": np.array(boxes, np.float32).reshape(-1, 4),
+               "batch_idx": np.array(index, np.int64)} if kind == "det" else {"semantic_mask": np.stack(masks)})
+    present = sorted(set(cls)) if kind == "det" else sorted(set(np.unique(np.stack(masks)).tolist()))
+    cols = math.ceil(len(cells) ** 0.5)
+    grid = plot_images(labels, np.stack(cells).transpose(0, 3, 1, 2), paths=shown, names=data["names"],
+                       save=False, max_subplots=len(cells), max_size=cols * imgsz, threaded=False)
+    grid = np.vstack([np.asarray(grid), _legend(present, data["names"], grid.shape[1])])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), np.ascontiguousarray(grid[..., ::-1])):
+        raise UserInputError(f"--out: cannot write {out} (use a .png or .jpg name in a writable folder)")
+    return out, len(cells), (grid.shape[1], grid.shape[0])
+
+
+def _letterbox(img: np.ndarray, size: int, interpolation: int, pad: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Fit `img` into a size x size square, centred; returns (square, scale, (pad x, pad y))."""
+    h, w = img.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    px, py = (size - nw) // 2, (size - nh) // 2
+    square = np.full((size, size, *img.shape[2:]), pad, img.dtype)
+    square[py : py + nh, px : px + nw] = cv2.resize(img, (nw, nh), interpolation=interpolation)
+    return square, scale, (px, py)
+
+
+def _labels(image: Path) -> np.ndarray:
+    """YOLO rows of an image (empty when the label file is missing or malformed)."""
+    file = label_path(image)
+    try:
+        return read_yolo_labels(file) if file.is_file() else np.zeros((0, 5))
+    except (ValueError, OSError) as e:
+        warn(f"ignored malformed label file {file}: {e}")
+        return np.zeros((0, 5))
+
+
+def _mask(image: Path, masks_dir: str, lut: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
+    """Train-id mask of an image letterboxed like the image (all ignore when missing or unreadable)."""
+    file = label_path(image, masks_dir, ".png")
+    try:
+        with Image.open(file) as im:
+            mode = im.mode
+        mask = read_mask(str(file), mode)
+        ids = lut[np.minimum(mask, 255)].clip(0, 255).astype(np.uint8)
+    except (OSError, ValueError) as e:
+        warn(f"no mask drawn for {image}: {e}")
+        ids = np.full(shape, IGNORE, np.uint8)
+    return _letterbox(ids, size, cv2.INTER_NEAREST, IGNORE)[0]
+
+
+def _legend(ids: list[int], names: dict[int, str], width: int) -> np.ndarray:
+    """White strip with a colour swatch and name for each class id drawn (255: ignore, drawn black)."""
+    font, scale, thick, row_h = cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1, 24
+    entries = [((0, 0, 0) if i == IGNORE else colors(i), "ignore" if i == IGNORE else f"{i} {names.get(i, i)}")
+               for i in ids] or [((255, 255, 255), "no labels in these images")]
+    placed, x, y = [], 8, 0
+    for colour, text in entries:
+        w = 22 + cv2.getTextSize(text, font, scale, thick)[0][0] + 18
+        if x + w > width and x > 8:
+            x, y = 8, y + row_h
+        placed.append((x, y, colour, text))
+        x += w
+    strip = np.full((y + row_h + 8, width, 3), 255, np.uint8)
+    for x, y, colour, text in placed:
+        cv2.rectangle(strip, (x, y + 6), (x + 16, y + 22), tuple(int(c) for c in colour), -1)
+        cv2.rectangle(strip, (x, y + 6), (x + 16, y + 22), (80, 80, 80), 1)
+        cv2.putText(strip, text, (x + 22, y + 20), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return strip
