@@ -147,3 +147,33 @@ def test_val_class_count_mismatch(trained, tmp_path):
     for f in labels.glob("*.txt"):
         f.write_text("".join(line for line in f.read_text().splitlines(True) if not line.startswith("2 ")))
     assert_one_line_error(run("val", "--weights", trained, "--det", det), "2 classes", "3")
+
+
+def test_weights_transfer_is_reported(tiny_pair, tmp_path):
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.save({"model": DetectionModel("yolo26n.yaml", nc=3, verbose=False).half()}, tmp_path / "det.pt")
+    result = run(*train_args(*tiny_pair, tmp_path, "--weights", tmp_path / "det.pt"))
+    assert result.exit_code == 0, result.output
+    assert "Transferred" in result.output and "det.pt" in result.output
+
+
+def test_download_key_is_never_executed(tiny_pair, tmp_path):
+    marker = tmp_path / "downloaded"
+    bad = tmp_path / "remote.yaml"
+    bad.write_text(f"train: images/train\nval: images/val\nnames: {{0: car}}\ndownload: |\n  open('{marker}', 'w')\n")
+    assert_one_line_error(run(*train_args(bad, tiny_pair[1], tmp_path)), "--det", "images not found")
+    assert not marker.exists()
+
+
+def test_label_mapping_makes_raw_mask_values_valid(pair_copy, tmp_path):
+    det, seg = pair_copy
+    for mask_file in (seg.parent / "masks").rglob("*.png"):
+        mask = cv2.imread(str(mask_file), cv2.IMREAD_GRAYSCALE)
+        mask[mask == 4] = 40  # raw id 40 = person
+        mask[:2, :2] = 7  # raw id 7 = void
+        cv2.imwrite(str(mask_file), mask)
+    seg.write_text(seg.read_text() + "label_mapping: {0: 0, 1: 1, 2: 2, 3: 3, 40: 4, 7: 255}\n")
+    result = run(*train_args(det, seg, tmp_path))
+    assert result.exit_code == 0, result.output

@@ -79,3 +79,20 @@ def test_one_task_step_leaves_other_head_statistics():
         before = {k: v.clone() for k, v in other.state_dict().items()}
         model.loss(_loss_batch(task))
         assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+
+
+def test_user_yaml(tmp_path):
+    """A user's own detection yaml (here: YOLO11 with a custom width) builds like a stock name."""
+    from ultralytics.utils import YAML
+
+    from yoloseghw.nn import load_model_cfg
+
+    cfg = load_model_cfg("yolo11n")
+    cfg.pop("yaml_file"), cfg.pop("scale")
+    cfg["scales"] = {"t": [0.33, 0.125, 1024]}
+    YAML.save(tmp_path / "tiny-yolo.yaml", cfg)
+    model = build_model(tmp_path / "tiny-yolo.yaml", det_nc=2, seg_nc=3)
+    assert model.semantic.nc == 3 and model.model[-1].nc == 2
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 64, 64))[1].shape == (1, 3, 8, 8)
