@@ -18,6 +18,7 @@ from ultralytics.utils.torch_utils import EarlyStopping, ModelEMA, init_seeds, s
 from .checkpoint import save_checkpoint
 from .console import console, make_progress
 from .data import build_dataset, build_loader, task_args
+from .errors import UserInputError
 from .nn import DetSegModel
 from .plots import plot_results
 from .schedule import Schedule
@@ -47,6 +48,7 @@ class DetSegTrainer:
         self.start_epoch, self.best_fitness = 0, None
         self.resume_state: dict | None = None
         self.frozen_layers: list[torch.nn.Module] = []
+        self.mosaic_closed = False
 
     # ---------------------------------------------------------------- setup
     def _setup(self) -> None:
@@ -136,7 +138,7 @@ class DetSegTrainer:
     def train(self) -> dict[str, float]:
         """Run the schedule; returns the final metrics of best.pt."""
         self._setup()
-        args, opt = self.args, self.options
+        args = self.args
         epochs = args.epochs
         batches = {task: len(loader) for task, loader in self.loaders.items()}
         nw = max(round(args.warmup_epochs * len(self.schedule.steps(0, epochs, batches))), 100) if args.warmup_epochs > 0 else 0
@@ -150,47 +152,7 @@ class DetSegTrainer:
         metrics: dict[str, float] = {}
         for epoch in range(self.start_epoch, epochs):
             t0 = time.time()
-            lr_scale = self._set_phase(epoch)
-            if epoch == max(epochs - args.close_mosaic, 0) and args.close_mosaic:
-                for task, loader in self.loaders.items():
-                    loader.dataset.close_mosaic(hyp=task_args(args, task))
-                    loader.reset()
-                self.iterators = {task: iter(loader) for task, loader in self.loaders.items()}
-            self._train_mode()
-            steps = self.schedule.steps(epoch, epochs, batches)
-            sums: dict[str, torch.Tensor] = {}
-            counts = {"det": 0, "seg": 0}
-            with make_progress() as progress:
-                bar = progress.add_task(f"Epoch {epoch + 1}/{epochs}", total=len(steps), info="")
-                for step in steps:
-                    self._set_lr(epoch, ni, nw, lr_scale)
-                    loss = torch.zeros((), device=self.device)
-                    for task in step:
-                        batch = self._next_batch(task)
-                        with torch.autocast(self.device.type, enabled=self.amp):
-                            task_loss, items = self.model.loss(batch)
-                        weight = opt["seg_weight"] if task == "seg" else 1.0
-                        loss = loss + weight * task_loss.sum()
-                        counts[task] += 1
-                        for k, v in items.items():
-                            sums[f"{task}/{k}"] = sums.get(f"{task}/{k}", 0.0) + v.float().cpu()
-                    if not torch.isfinite(loss):
-                        raise RuntimeError(f"non-finite loss at epoch {epoch + 1}; lower --lr0 or check the labels")
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.ema.update(self.model)
-                    ni += 1
-                    means = {k: float(v) / counts[k.split("/")[0]] for k, v in sums.items()}
-                    progress.update(
-                        bar, advance=1, description=f"Epoch {epoch + 1}/{epochs} [{'+'.join(step)}]",
-                        info=self._loss_text(means),
-                    )
-            if self.model.det_criterion is not None and hasattr(self.model.det_criterion, "update"):
-                self.model.det_criterion.update()
+            means, ni = self._train_epoch(epoch, batches, ni, nw)
             metrics = self.validator(self.ema.ema)
             row = {
                 "epoch": epoch + 1,
@@ -211,6 +173,63 @@ class DetSegTrainer:
                 console.print(f"Early stop: no improvement for {args.patience} epochs.")
                 break
         return metrics
+
+    def _train_epoch(self, epoch: int, batches: dict[str, int], ni: int, nw: int) -> tuple[dict[str, float], int]:
+        """One epoch of the schedule; returns the mean loss items per task ('det/box_loss', ...) and the step count."""
+        epochs = self.args.epochs
+        lr_scale = self._set_phase(epoch)
+        self._close_mosaic_if_due(epoch)
+        self._train_mode()
+        steps = self.schedule.steps(epoch, epochs, batches)
+        sums: dict[str, float] = {}
+        counts = {"det": 0, "seg": 0}
+        means: dict[str, float] = {}
+        with make_progress() as progress:
+            bar = progress.add_task(f"Epoch {epoch + 1}/{epochs}", total=len(steps), info="")
+            for step in steps:
+                self._set_lr(epoch, ni, nw, lr_scale)
+                for task, items in self._train_step(step, epoch).items():
+                    counts[task] += 1
+                    for k, v in items.items():
+                        sums[f"{task}/{k}"] = sums.get(f"{task}/{k}", 0.0) + float(v)
+                ni += 1
+                means = {k: v / counts[k.split("/")[0]] for k, v in sums.items()}
+                progress.update(bar, advance=1, description=f"Epoch {epoch + 1}/{epochs} [{'+'.join(step)}]",
+                                info=self._loss_text(means))
+        if hasattr(self.model.det_criterion, "update"):  # YOLO26: one-to-many loss weight decays per epoch
+            self.model.det_criterion.update()
+        return means, ni
+
+    def _train_step(self, step: tuple[str, ...], epoch: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Forward each task of the step on its own batch, sum the weighted losses, one optimizer step."""
+        loss = torch.zeros((), device=self.device)
+        items_per_task = {}
+        for task in step:
+            batch = self._next_batch(task)
+            with torch.autocast(self.device.type, enabled=self.amp):
+                task_loss, items_per_task[task] = self.model.loss(batch)
+            loss = loss + (self.options["seg_weight"] if task == "seg" else 1.0) * task_loss.sum()
+        if not torch.isfinite(loss):
+            raise UserInputError(f"non-finite loss at epoch {epoch + 1}; lower --lr0 or check the labels")
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.model)
+        return items_per_task
+
+    def _close_mosaic_if_due(self, epoch: int) -> None:
+        """Ultralytics' close_mosaic: no mosaic/mixup in the last N epochs (also after a resume past that point)."""
+        n = self.args.close_mosaic
+        if not n or epoch < self.args.epochs - n or self.mosaic_closed:
+            return
+        for task, loader in self.loaders.items():
+            loader.dataset.close_mosaic(hyp=task_args(self.args, task))
+            loader.reset()
+        self.iterators = {task: iter(loader) for task, loader in self.loaders.items()}
+        self.mosaic_closed = True
 
     def _epoch_meaning(self, batches: dict[str, int]) -> str:
         if self.schedule.kind == "phased":
