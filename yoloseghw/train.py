@@ -136,7 +136,7 @@ class DetSegTrainer:
 
     # ---------------------------------------------------------------- training
     def train(self) -> dict[str, float]:
-        """Run the schedule; returns the final metrics of best.pt."""
+        """Run the schedule; returns the metrics of the last epoch trained."""
         self._setup()
         args = self.args
         epochs = args.epochs
