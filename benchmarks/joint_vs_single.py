@@ -18,6 +18,7 @@ import re
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 import yoloseghw  # noqa: F401  (offline configuration before ultralytics)
 import torch
@@ -43,6 +44,18 @@ def latency_ms(model: torch.nn.Module, imgsz: int, threads: int, runs: int, warm
     return statistics.median(times), times[int(0.9 * (len(times) - 1))]
 
 
+def train_or_reuse(run: Path, reuse: bool, train: Callable[[], object]) -> float:
+    """Train (timed, in seconds) unless `reuse` and the run already has best.pt; then its time.txt gives the time."""
+    timing = run / "time.txt"
+    if reuse and (run / "weights/best.pt").is_file() and timing.is_file():
+        return float(timing.read_text())
+    t = time.time()
+    train()
+    seconds = time.time() - t
+    timing.write_text(f"{seconds:.1f}")
+    return seconds
+
+
 def semantic_yaml(model: str) -> str:
     """yolo26n -> yolo26n-sem.yaml (Ultralytics ships semantic yamls for YOLO26)."""
     match = re.fullmatch(r"(yolo26)([nslmx])", model)
@@ -66,6 +79,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency measurement")
     parser.add_argument("--runs", type=int, default=50, help="timed forward passes per model")
     parser.add_argument("--project", default="runs/bench")
+    parser.add_argument("--reuse", action="store_true", help="keep finished runs in --project (their measured time)")
     args = parser.parse_args()
 
     project = Path(args.project).resolve()
@@ -73,21 +87,18 @@ def main() -> None:
               "seed": args.seed, "device": args.device}
     results = {"settings": {**vars(args), "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}}
 
-    t = time.time()
-    YOLOSeg(args.model).train(det=args.det, seg=args.seg, ratio=args.ratio, project=project, name="joint", **common)
-    joint_time = time.time() - t
+    joint_time = train_or_reuse(project / "joint", args.reuse, lambda: YOLOSeg(args.model).train(
+        det=args.det, seg=args.seg, ratio=args.ratio, project=project, name="joint", **common))
     joint = YOLOSeg(project / "joint/weights/best.pt")
     jm = joint.val(det=args.det, seg=args.seg, imgsz=args.imgsz, batch=args.batch, verbose=False)["metrics"]
 
-    t = time.time()
-    YOLO(f"{args.model}.yaml").train(data=args.det, project=str(project), name="detect", plots=False, **common)
-    det_time = time.time() - t
+    det_time = train_or_reuse(project / "detect", args.reuse, lambda: YOLO(f"{args.model}.yaml").train(
+        data=args.det, project=str(project), name="detect", plots=False, **common))
     det = YOLO(project / "detect/weights/best.pt")
     dm = det.val(data=args.det, imgsz=args.imgsz, batch=args.batch, plots=False, verbose=False)
 
-    t = time.time()
-    YOLO(semantic_yaml(args.model)).train(data=args.seg, project=str(project), name="semantic", plots=False, **common)
-    sem_time = time.time() - t
+    sem_time = train_or_reuse(project / "semantic", args.reuse, lambda: YOLO(semantic_yaml(args.model)).train(
+        data=args.seg, project=str(project), name="semantic", plots=False, **common))
     sem = YOLO(project / "semantic/weights/best.pt")
     sm = sem.val(data=args.seg, imgsz=args.imgsz, batch=args.batch, plots=False, verbose=False)
 

@@ -19,7 +19,7 @@ from .nn import DetSegModel, build_model, load_model_cfg
 from .schedule import SCHEDULES
 
 DEMO_DIR = Path("datasets") / "yoloseg-demo"
-DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16}
+DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16, "nbs": 16}  # nbs=batch: an optimizer step per batch
 
 
 def parse_ratio(ratio: str | tuple[int, int]) -> tuple[int, int]:

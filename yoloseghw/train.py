@@ -73,7 +73,8 @@ class DetSegTrainer:
         self.validator = DetSegValidator(args, self.data["det"], self.data["seg"], self.stride, self.save_dir)
         shim = SimpleNamespace(args=args, data={"nc": len(self.model.det_names)})
         iterations = args.epochs * sum(len(loader) for loader in self.loaders.values())
-        decay = args.weight_decay * args.batch / args.nbs
+        self.accumulate = max(round(args.nbs / args.batch), 1)  # Ultralytics: one optimizer step per ~nbs images
+        decay = args.weight_decay * args.batch * self.accumulate / args.nbs
         self.optimizer = BaseTrainer.build_optimizer(
             shim, self.model, args.optimizer, args.lr0, args.momentum, decay, iterations
         )
@@ -143,6 +144,7 @@ class DetSegTrainer:
         batches = {task: len(loader) for task, loader in self.loaders.items()}
         nw = max(round(args.warmup_epochs * len(self.schedule.steps(0, epochs, batches))), 100) if args.warmup_epochs > 0 else 0
         ni = sum(len(self.schedule.steps(e, epochs, batches)) for e in range(self.start_epoch))
+        self.last_opt_step = ni - 1
         console.print(
             f"[bold]yoloseg[/] {self.schedule.kind} schedule, {epochs} epochs, imgsz {args.imgsz}, batch {args.batch}, "
             f"device {self.device}. det: {len(self.loaders['det'].dataset)} train images ({batches['det']} batches), "
@@ -188,20 +190,26 @@ class DetSegTrainer:
             bar = progress.add_task(f"Epoch {epoch + 1}/{epochs}", total=len(steps), info="")
             for step in steps:
                 self._set_lr(epoch, ni, nw, lr_scale)
-                for task, items in self._train_step(step, epoch).items():
+                for task, items in self._forward_backward(step, epoch).items():
                     counts[task] += 1
                     for k, v in items.items():
                         sums[f"{task}/{k}"] = sums.get(f"{task}/{k}", 0.0) + float(v)
+                if ni - self.last_opt_step >= self._accumulate_now(ni, nw):
+                    self._optimizer_step()
+                    self.last_opt_step = ni
                 ni += 1
                 means = {k: v / counts[k.split("/")[0]] for k, v in sums.items()}
                 progress.update(bar, advance=1, description=f"Epoch {epoch + 1}/{epochs} [{'+'.join(step)}]",
                                 info=self._loss_text(means))
+        if ni - 1 > self.last_opt_step:  # apply the epoch's remaining gradients inside the epoch (and its phase)
+            self._optimizer_step()
+            self.last_opt_step = ni - 1
         if hasattr(self.model.det_criterion, "update"):  # YOLO26: one-to-many loss weight decays per epoch
             self.model.det_criterion.update()
         return means, ni
 
-    def _train_step(self, step: tuple[str, ...], epoch: int) -> dict[str, dict[str, torch.Tensor]]:
-        """Forward each task of the step on its own batch, sum the weighted losses, one optimizer step."""
+    def _forward_backward(self, step: tuple[str, ...], epoch: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Forward each task of the step on its own batch and backpropagate the sum of the weighted losses."""
         loss = torch.zeros((), device=self.device)
         items_per_task = {}
         for task in step:
@@ -212,13 +220,22 @@ class DetSegTrainer:
         if not torch.isfinite(loss):
             raise UserInputError(f"non-finite loss at epoch {epoch + 1}; lower --lr0 or check the labels")
         self.scaler.scale(loss).backward()
+        return items_per_task
+
+    def _accumulate_now(self, ni: int, nw: int) -> int:
+        """Steps per optimizer update: ramps from 1 to nbs/batch during warmup, as in Ultralytics."""
+        if nw and ni <= nw:
+            return max(1, round(1 + (self.accumulate - 1) * ni / nw))
+        return self.accumulate
+
+    def _optimizer_step(self) -> None:
+        """Unscale, clip gradients to norm 10, step, zero the gradients and update the EMA (as Ultralytics)."""
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.model)
-        return items_per_task
 
     def _close_mosaic_if_due(self, epoch: int) -> None:
         """Ultralytics' close_mosaic: no mosaic/mixup in the last N epochs (also after a resume past that point)."""
