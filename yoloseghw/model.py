@@ -9,6 +9,7 @@ from typing import Any
 from ultralytics.cfg import get_cfg
 from ultralytics.utils import DEFAULT_CFG
 from ultralytics.utils.files import increment_path
+from ultralytics.utils.torch_utils import intersect_dicts
 
 from .checkpoint import load_model, read_checkpoint, transfer_detection_weights
 from .console import console
@@ -113,29 +114,14 @@ class YOLOSeg:
         if resume:
             trainer = self._resume_trainer(resume)
         else:
-            if schedule not in SCHEDULES:
-                raise UserInputError(f"--schedule: unknown schedule '{schedule}', choose from {', '.join(SCHEDULES)}")
-            order_t = tuple(x.strip() for x in order.split(",")) if isinstance(order, str) else tuple(order)
-            if sorted(order_t) != ["det", "seg"]:
-                raise UserInputError(f"--order: expected det,seg or seg,det, got '{order}'")
             if (det is None) != (seg is None):
                 raise UserInputError("give both --det and --seg (or neither, to train on the built-in demo)")
             if det is None:
                 det, seg = make_demo_if_missing(DEMO_DIR)
                 overrides = {**DEMO_DEFAULTS, **overrides}
+            args = ultralytics_args(overrides, "train")
+            options = train_options(args, det, seg, schedule, ratio, det_epochs, order, freeze, lr_scale, seg_weight)
             det_data, seg_data = load_data_config(det, "det"), load_data_config(seg, "seg")
-            args = get_cfg(DEFAULT_CFG, {**overrides, "mode": "train", "task": "detect", "plots": False})
-            if args.epochs < 1:
-                raise UserInputError(f"--epochs must be >= 1, got {args.epochs}")
-            det_epochs = args.epochs // 2 if det_epochs is None else det_epochs
-            if schedule == "phased" and not 0 < det_epochs < args.epochs:
-                raise UserInputError(f"--det-epochs must be between 1 and epochs-1 ({args.epochs - 1}), got {det_epochs}")
-            options = {
-                "det": str(det), "seg": str(seg), "schedule": schedule, "ratio": parse_ratio(ratio),
-                "det_epochs": det_epochs, "order": order_t,
-                "freeze": (10 if schedule == "phased" else 0) if freeze is None else freeze,
-                "lr_scale": lr_scale, "seg_weight": seg_weight,
-            }
             model = self._model_for(det_data, seg_data, weights)
             save_dir = increment_path(Path(project) / name, exist_ok=False, mkdir=True)
             trainer = DetSegTrainer(model, args, det_data, seg_data, options, save_dir)
@@ -150,15 +136,11 @@ class YOLOSeg:
         """A fresh model with the datasets' class lists, initialised from this model or `weights` where shapes match."""
         model = build_model(self.cfg, len(det_data["names"]), len(seg_data["names"]))
         model.names, model.seg_names = dict(det_data["names"]), dict(seg_data["names"])
-        sources = [s for s in (weights,) if s]
-        if self.model is not None:
-            model.load_state_dict(
-                {k: v for k, v in self.model.float().state_dict().items()
-                 if k in model.state_dict() and v.shape == model.state_dict()[k].shape}, strict=False
-            )
-        for source in sources:
-            n, total = transfer_detection_weights(model, source)
-            console.print(f"Transferred {n}/{total} tensors from {source}")
+        if self.model is not None:  # fine-tuning a yoloseg checkpoint, possibly on new class lists
+            model.load_state_dict(intersect_dicts(self.model.float().state_dict(), model.state_dict()), strict=False)
+        if weights:
+            n, total = transfer_detection_weights(model, weights)
+            console.print(f"Transferred {n}/{total} tensors from {weights}")
         return model
 
     def _resume_trainer(self, resume: bool | str | Path):
@@ -211,7 +193,7 @@ class YOLOSeg:
         seg_data = load_data_config(seg, "seg") if seg else None
         self._check_names(det_data, seg_data)
         imgsz = imgsz or int(self.ckpt.get("train_args", {}).get("imgsz", 640))
-        args = get_cfg(DEFAULT_CFG, {**overrides, "mode": "val", "imgsz": imgsz, "batch": batch, "device": device})
+        args = ultralytics_args({**overrides, "imgsz": imgsz, "batch": batch, "device": device}, "val")
         stride = max(int(model.stride.max()), 32)
         args.imgsz = check_imgsz(args.imgsz, stride=stride, max_dim=1)
         model.to(select_device(device, verbose=False))
@@ -230,6 +212,38 @@ class YOLOSeg:
                     f"{flag}: {data['yaml_path']} has {len(data['names'])} classes but the model's "
                     f"{'detection' if flag == '--det' else 'segmentation'} head has {len(names)}"
                 )
+
+
+def ultralytics_args(overrides: dict[str, Any], mode: str) -> Any:
+    """Ultralytics' args namespace (its defaults + `overrides`); invalid values become a UserInputError."""
+    try:
+        return get_cfg(DEFAULT_CFG, {**overrides, "mode": mode, "task": "detect", "plots": False})
+    except (TypeError, ValueError, SyntaxError, KeyError) as e:
+        raise UserInputError(" ".join(str(e).split()).split(" See ")[0]) from None
+
+
+def train_options(args: Any, det: str | Path, seg: str | Path, schedule: str, ratio: str | tuple[int, int],
+                  det_epochs: int | None, order: str | tuple[str, str], freeze: int | None, lr_scale: float,
+                  seg_weight: float) -> dict[str, Any]:
+    """Checked yoloseg training options (saved in checkpoints, so a resume continues with the same ones)."""
+    if schedule not in SCHEDULES:
+        raise UserInputError(f"--schedule: unknown schedule '{schedule}', choose from {', '.join(SCHEDULES)}")
+    order_t = tuple(x.strip() for x in order.split(",")) if isinstance(order, str) else tuple(order)
+    if sorted(order_t) != ["det", "seg"]:
+        raise UserInputError(f"--order: expected det,seg or seg,det, got '{order}'")
+    if args.epochs < 1:
+        raise UserInputError(f"--epochs must be >= 1, got {args.epochs}")
+    if schedule == "phased" and args.epochs < 2:
+        raise UserInputError(f"--schedule phased needs at least 2 epochs (one per phase), got --epochs {args.epochs}")
+    det_epochs = args.epochs // 2 if det_epochs is None else det_epochs
+    if schedule == "phased" and not 0 < det_epochs < args.epochs:
+        raise UserInputError(f"--det-epochs must be between 1 and epochs-1 ({args.epochs - 1}), got {det_epochs}")
+    return {
+        "det": str(det), "seg": str(seg), "schedule": schedule, "ratio": parse_ratio(ratio),
+        "det_epochs": det_epochs, "order": order_t,
+        "freeze": (10 if schedule == "phased" else 0) if freeze is None else freeze,
+        "lr_scale": lr_scale, "seg_weight": seg_weight,
+    }
 
 
 def _train_or_clean_up(trainer) -> None:
