@@ -28,9 +28,8 @@ from ultralytics.utils.torch_utils import get_flops, get_num_params
 from yoloseghw import YOLOSeg
 
 
-def latency_ms(model: torch.nn.Module, imgsz: int, threads: int, runs: int, warmup: int = 10) -> tuple[float, float]:
-    """Median and p90 of batch-1 fp32 CPU forward time, fused eval model, fixed thread count."""
-    torch.set_num_threads(threads)
+def forward_times_ms(model: torch.nn.Module, imgsz: int, runs: int, warmup: int = 5) -> list[float]:
+    """Batch-1 fp32 CPU forward times of an eval model (after `warmup` untimed passes)."""
     model = model.float().eval().cpu()
     x = torch.rand(1, 3, imgsz, imgsz)
     times = []
@@ -40,8 +39,17 @@ def latency_ms(model: torch.nn.Module, imgsz: int, threads: int, runs: int, warm
             model(x)
             if i >= warmup:
                 times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    return statistics.median(times), times[int(0.9 * (len(times) - 1))]
+    return times
+
+
+def latency_table(models: dict[str, torch.nn.Module], imgsz: int, threads: int, runs: int, rounds: int = 5) -> dict:
+    """p50/p90 latency per model; models are timed in turns (round robin) so machine noise hits all of them alike."""
+    torch.set_num_threads(threads)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            times[name] += forward_times_ms(model, imgsz, max(runs // rounds, 1))
+    return {name: (statistics.median(t), sorted(t)[int(0.9 * (len(t) - 1))]) for name, t in times.items()}
 
 
 def train_or_reuse(run: Path, reuse: bool, train: Callable[[], object]) -> float:
@@ -77,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency measurement")
-    parser.add_argument("--runs", type=int, default=50, help="timed forward passes per model")
+    parser.add_argument("--runs", type=int, default=100, help="timed forward passes per model and size (5 turns)")
     parser.add_argument("--project", default="runs/bench")
     parser.add_argument("--reuse", action="store_true", help="keep finished runs in --project (their measured time)")
     args = parser.parse_args()
@@ -103,10 +111,13 @@ def main() -> None:
     sm = sem.val(data=args.seg, imgsz=args.imgsz, batch=args.batch, plots=False, verbose=False)
 
     models = {"joint": joint.model.fuse(verbose=False), "detect": det.model.fuse(), "semantic": sem.model.fuse()}
+    sizes = sorted({args.imgsz, 640})
+    latency = {size: latency_table(models, size, args.threads, args.runs) for size in sizes}
     for name, model in models.items():
-        p50, p90 = latency_ms(model, args.imgsz, args.threads, args.runs)
-        results[name] = {"params": get_num_params(model), "GFLOPs": round(get_flops(model, args.imgsz), 2),
-                         "latency_p50_ms": round(p50, 2), "latency_p90_ms": round(p90, 2)}
+        results[name] = {"params": get_num_params(model), "GFLOPs": round(get_flops(model, args.imgsz), 2)}
+        for size in sizes:
+            p50, p90 = latency[size][name]
+            results[name][f"latency_p50_ms@{size}"], results[name][f"latency_p90_ms@{size}"] = round(p50, 2), round(p90, 2)
     results["joint"].update({"mAP50-95": jm["metrics/mAP50-95(B)"], "mAP50": jm["metrics/mAP50(B)"],
                              "mIoU": jm["metrics/mIoU"], "train_s": round(joint_time)})
     results["detect"].update({"mAP50-95": float(dm.box.map), "mAP50": float(dm.box.map50), "train_s": round(det_time)})
@@ -116,8 +127,10 @@ def main() -> None:
     results["ratios"] = {
         "mAP50-95 joint/detect": j["mAP50-95"] / max(d["mAP50-95"], 1e-9),
         "mIoU joint/semantic": j["mIoU"] / max(s["mIoU"], 1e-9),
-        "latency joint/(detect+semantic)": j["latency_p50_ms"] / (d["latency_p50_ms"] + s["latency_p50_ms"]),
+        **{f"latency p50 joint/(detect+semantic) @{size}": j[f"latency_p50_ms@{size}"]
+           / (d[f"latency_p50_ms@{size}"] + s[f"latency_p50_ms@{size}"]) for size in sizes},
     }
+    results["sizes"] = sizes
     (project / "results.json").write_text(json.dumps(results, indent=2))
     table = markdown_table(results)
     (project / "results.md").write_text(table)
@@ -129,14 +142,18 @@ def markdown_table(r: dict) -> str:
     def f(model: str, key: str, fmt: str = "{:.3f}") -> str:
         return fmt.format(r[model][key]) if key in r[model] else "–"
 
-    lines = ["| model | mAP50-95 | mAP50 | mIoU | train time (s) | params | GFLOPs | latency p50 / p90 (ms) |",
-             "|---|---|---|---|---|---|---|---|"]
+    sizes = r["sizes"]
+    head = " | ".join(f"latency p50 / p90 @{s} (ms)" for s in sizes)
+    lines = [f"| model | mAP50-95 | mAP50 | mIoU | train time (s) | params | GFLOPs@{r['settings']['imgsz']} | {head} |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(sizes)]
     for name in ("joint", "detect", "semantic"):
-        lines.append(f"| {name} | {f(name, 'mAP50-95')} | {f(name, 'mAP50')} | {f(name, 'mIoU')} | {f(name, 'train_s', '{}')} "
-                     f"| {r[name]['params']:,} | {r[name]['GFLOPs']} | {r[name]['latency_p50_ms']} / {r[name]['latency_p90_ms']} |")
-    d, s = r["detect"], r["semantic"]
-    lines.append(f"| detect + semantic | | | | {d['train_s'] + s['train_s']} | {d['params'] + s['params']:,} "
-                 f"| {round(d['GFLOPs'] + s['GFLOPs'], 2)} | {round(d['latency_p50_ms'] + s['latency_p50_ms'], 2)} | |")
+        lat = " | ".join(f"{r[name][f'latency_p50_ms@{s}']} / {r[name][f'latency_p90_ms@{s}']}" for s in sizes)
+        lines.append(f"| {name} | {f(name, 'mAP50-95')} | {f(name, 'mAP50')} | {f(name, 'mIoU')} "
+                     f"| {f(name, 'train_s', '{}')} | {r[name]['params']:,} | {r[name]['GFLOPs']} | {lat} |")
+    d, s_ = r["detect"], r["semantic"]
+    lat = " | ".join(f"{round(d[f'latency_p50_ms@{s}'] + s_[f'latency_p50_ms@{s}'], 2)}" for s in sizes)
+    lines.append(f"| detect + semantic | | | | {d['train_s'] + s_['train_s']} | {d['params'] + s_['params']:,} "
+                 f"| {round(d['GFLOPs'] + s_['GFLOPs'], 2)} | {lat} |")
     lines.append("")
     lines += [f"- {k}: {v:.3f}" for k, v in r["ratios"].items()]
     return "\n".join(lines) + "\n"
