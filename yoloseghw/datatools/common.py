@@ -245,6 +245,8 @@ def run_parallel(fn: Callable[[T], R], items: list[T], description: str, transie
                 progress.advance(task)
         except BaseException:
             progress.live.transient = True  # a failed run leaves no half-filled bar above its error line
+            pool.terminate()
+            pool.join()  # no worker may still be writing when the caller cleans up after the error
             raise
     return results
 
