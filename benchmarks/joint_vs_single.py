@@ -91,22 +91,45 @@ def main() -> None:
     args = parser.parse_args()
 
     project = Path(args.project).resolve()
-    common = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "workers": args.workers,
-              "seed": args.seed, "device": args.device}
-    results = {"settings": {**vars(args), "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}}
+    common = {
+        "epochs": args.epochs,
+        "imgsz": args.imgsz,
+        "batch": args.batch,
+        "workers": args.workers,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    results = {
+        "settings": {**vars(args), "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
+    }
 
-    joint_time = train_or_reuse(project / "joint", args.reuse, lambda: YOLOSeg(args.model).train(
-        det=args.det, seg=args.seg, ratio=args.ratio, project=project, name="joint", **common))
+    joint_time = train_or_reuse(
+        project / "joint",
+        args.reuse,
+        lambda: YOLOSeg(args.model).train(
+            det=args.det, seg=args.seg, ratio=args.ratio, project=project, name="joint", **common
+        ),
+    )
     joint = YOLOSeg(project / "joint/weights/best.pt")
     jm = joint.val(det=args.det, seg=args.seg, imgsz=args.imgsz, batch=args.batch, verbose=False)["metrics"]
 
-    det_time = train_or_reuse(project / "detect", args.reuse, lambda: YOLO(f"{args.model}.yaml").train(
-        data=args.det, project=str(project), name="detect", plots=False, **common))
+    det_time = train_or_reuse(
+        project / "detect",
+        args.reuse,
+        lambda: YOLO(f"{args.model}.yaml").train(
+            data=args.det, project=str(project), name="detect", plots=False, **common
+        ),
+    )
     det = YOLO(project / "detect/weights/best.pt")
     dm = det.val(data=args.det, imgsz=args.imgsz, batch=args.batch, plots=False, verbose=False)
 
-    sem_time = train_or_reuse(project / "semantic", args.reuse, lambda: YOLO(semantic_yaml(args.model)).train(
-        data=args.seg, project=str(project), name="semantic", plots=False, **common))
+    sem_time = train_or_reuse(
+        project / "semantic",
+        args.reuse,
+        lambda: YOLO(semantic_yaml(args.model)).train(
+            data=args.seg, project=str(project), name="semantic", plots=False, **common
+        ),
+    )
     sem = YOLO(project / "semantic/weights/best.pt")
     sm = sem.val(data=args.seg, imgsz=args.imgsz, batch=args.batch, plots=False, verbose=False)
 
@@ -117,9 +140,18 @@ def main() -> None:
         results[name] = {"params": get_num_params(model), "GFLOPs": round(get_flops(model, args.imgsz), 2)}
         for size in sizes:
             p50, p90 = latency[size][name]
-            results[name][f"latency_p50_ms@{size}"], results[name][f"latency_p90_ms@{size}"] = round(p50, 2), round(p90, 2)
-    results["joint"].update({"mAP50-95": jm["metrics/mAP50-95(B)"], "mAP50": jm["metrics/mAP50(B)"],
-                             "mIoU": jm["metrics/mIoU"], "train_s": round(joint_time)})
+            results[name][f"latency_p50_ms@{size}"], results[name][f"latency_p90_ms@{size}"] = (
+                round(p50, 2),
+                round(p90, 2),
+            )
+    results["joint"].update(
+        {
+            "mAP50-95": jm["metrics/mAP50-95(B)"],
+            "mAP50": jm["metrics/mAP50(B)"],
+            "mIoU": jm["metrics/mIoU"],
+            "train_s": round(joint_time),
+        }
+    )
     results["detect"].update({"mAP50-95": float(dm.box.map), "mAP50": float(dm.box.map50), "train_s": round(det_time)})
     results["semantic"].update({"mIoU": float(sm.results_dict["metrics/mIoU"]), "train_s": round(sem_time)})
 
@@ -127,8 +159,11 @@ def main() -> None:
     results["ratios"] = {
         "mAP50-95 joint/detect": j["mAP50-95"] / max(d["mAP50-95"], 1e-9),
         "mIoU joint/semantic": j["mIoU"] / max(s["mIoU"], 1e-9),
-        **{f"latency p50 joint/(detect+semantic) @{size}": j[f"latency_p50_ms@{size}"]
-           / (d[f"latency_p50_ms@{size}"] + s[f"latency_p50_ms@{size}"]) for size in sizes},
+        **{
+            f"latency p50 joint/(detect+semantic) @{size}": j[f"latency_p50_ms@{size}"]
+            / (d[f"latency_p50_ms@{size}"] + s[f"latency_p50_ms@{size}"])
+            for size in sizes
+        },
     }
     results["sizes"] = sizes
     (project / "results.json").write_text(json.dumps(results, indent=2))
@@ -139,21 +174,28 @@ def main() -> None:
 
 def markdown_table(r: dict) -> str:
     """Results as a markdown table, with the target ratios."""
+
     def f(model: str, key: str, fmt: str = "{:.3f}") -> str:
         return fmt.format(r[model][key]) if key in r[model] else "–"
 
     sizes = r["sizes"]
     head = " | ".join(f"latency p50 / p90 @{s} (ms)" for s in sizes)
-    lines = [f"| model | mAP50-95 | mAP50 | mIoU | train time (s) | params | GFLOPs@{r['settings']['imgsz']} | {head} |",
-             "|---|---|---|---|---|---|---|" + "---|" * len(sizes)]
+    lines = [
+        f"| model | mAP50-95 | mAP50 | mIoU | train time (s) | params | GFLOPs@{r['settings']['imgsz']} | {head} |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(sizes),
+    ]
     for name in ("joint", "detect", "semantic"):
         lat = " | ".join(f"{r[name][f'latency_p50_ms@{s}']} / {r[name][f'latency_p90_ms@{s}']}" for s in sizes)
-        lines.append(f"| {name} | {f(name, 'mAP50-95')} | {f(name, 'mAP50')} | {f(name, 'mIoU')} "
-                     f"| {f(name, 'train_s', '{}')} | {r[name]['params']:,} | {r[name]['GFLOPs']} | {lat} |")
+        lines.append(
+            f"| {name} | {f(name, 'mAP50-95')} | {f(name, 'mAP50')} | {f(name, 'mIoU')} "
+            f"| {f(name, 'train_s', '{}')} | {r[name]['params']:,} | {r[name]['GFLOPs']} | {lat} |"
+        )
     d, s_ = r["detect"], r["semantic"]
     lat = " | ".join(f"{round(d[f'latency_p50_ms@{s}'] + s_[f'latency_p50_ms@{s}'], 2)}" for s in sizes)
-    lines.append(f"| detect + semantic | | | | {d['train_s'] + s_['train_s']} | {d['params'] + s_['params']:,} "
-                 f"| {round(d['GFLOPs'] + s_['GFLOPs'], 2)} | {lat} |")
+    lines.append(
+        f"| detect + semantic | | | | {d['train_s'] + s_['train_s']} | {d['params'] + s_['params']:,} "
+        f"| {round(d['GFLOPs'] + s_['GFLOPs'], 2)} | {lat} |"
+    )
     lines.append("")
     lines += [f"- {k}: {v:.3f}" for k, v in r["ratios"].items()]
     return "\n".join(lines) + "\n"

@@ -6,26 +6,11 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from yoloseghw.cli import app
+from .helpers import assert_one_line_error, run
 
-runner = CliRunner()
 TINY_ARGS = ["--epochs", "1", "--imgsz", "64", "--batch", "4", "--workers", "0"]
-
-
-def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    for needle in needles:
-        assert needle in text, text
 
 
 def train_args(det: Path, seg: Path, project: Path, *extra: str) -> list[str]:
@@ -113,8 +98,10 @@ def test_bad_weights(tiny_pair, tmp_path, content):
     weights = tmp_path / "w.pt"
     if content is not None:
         weights.write_bytes(content)
-    for args in (train_args(*tiny_pair, tmp_path, "--weights", weights),
-                 ["val", "--weights", weights, "--det", tiny_pair[0]]):
+    for args in (
+        train_args(*tiny_pair, tmp_path, "--weights", weights),
+        ["val", "--weights", weights, "--det", tiny_pair[0]],
+    ):
         assert_one_line_error(run(*args), "--weights", "w.pt")
 
 
@@ -123,7 +110,9 @@ def test_detection_checkpoint_is_not_a_yoloseg_model(tiny_pair, tmp_path):
     from ultralytics.nn.tasks import DetectionModel
 
     torch.save({"model": DetectionModel("yolo26n.yaml", nc=3, verbose=False)}, tmp_path / "det.pt")
-    assert_one_line_error(run("val", "--weights", tmp_path / "det.pt", "--det", tiny_pair[0]), "not a yoloseg checkpoint")
+    assert_one_line_error(
+        run("val", "--weights", tmp_path / "det.pt", "--det", tiny_pair[0]), "not a yoloseg checkpoint"
+    )
 
 
 def test_failed_run_keeps_earlier_runs(trained, pair_copy, tmp_path):

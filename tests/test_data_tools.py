@@ -11,25 +11,12 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from yoloseghw.cli import app
 from yoloseghw.datatools.convert_seg import CAMVID32, SEGNET_PAVEMENT, _voc_palette
 
-runner = CliRunner()
+from .helpers import assert_one_line_error, run
+
 W, H = 64, 48  # synthetic image size
-
-
-def run(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    for needle in needles:
-        assert needle in text, text
 
 
 def convert(src: Path, fmt: str, dst: Path, *extra: object) -> dict:
@@ -70,12 +57,19 @@ def mask(dst: Path, split: str, stem: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- synthetic sources
 def voc_object(name: str, box: tuple[int, int, int, int], difficult: int = 0) -> str:
     x0, y0, x1, y1 = box
-    return (f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
-            f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
+    return (
+        f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+    )
 
 
-VOC_OBJECTS = "".join([voc_object("car", (11, 11, 31, 41)), voc_object("person", (41, 5, 51, 45)),
-                       voc_object("dog", (1, 1, 9, 9), difficult=1)])
+VOC_OBJECTS = "".join(
+    [
+        voc_object("car", (11, 11, 31, 41)),
+        voc_object("person", (41, 5, 51, 45)),
+        voc_object("dog", (1, 1, 9, 9), difficult=1),
+    ]
+)
 
 
 def make_voc(root: Path, n: int = 8) -> Path:
@@ -87,7 +81,8 @@ def make_voc(root: Path, n: int = 8) -> Path:
         (voc / "Annotations").mkdir(parents=True, exist_ok=True)
         (voc / "Annotations" / f"{name}.xml").write_text(
             f"<annotation><filename>{name}.jpg</filename><size><width>{W}</width><height>{H}</height></size>"
-            f"{VOC_OBJECTS}</annotation>")
+            f"{VOC_OBJECTS}</annotation>"
+        )
     (voc / "Annotations" / "broken.xml").write_text("<annotation><object>")
     (voc / "ImageSets" / "Main").mkdir(parents=True)
     (voc / "ImageSets" / "Main" / "train.txt").write_text("\n".join(ids[: n * 3 // 4]))
@@ -212,8 +207,12 @@ def test_convert_voc_classes_and_random_split(tmp_path):
     assert len(list((dst / "images/val").iterdir())) == 2 and len(list((dst / "images/train").iterdir())) == 6
     stem = next((dst / "labels/train").glob("*.txt")).stem
     assert [row[0] for row in labels(dst, "train", stem)] == [0]  # car dropped, person renamed
-    assert_one_line_error(run("data", "convert", src, "--from", "voc", "--to", tmp_path / "o2", "--classes", "cat"),
-                          "--classes", "'cat'", "car, person")
+    assert_one_line_error(
+        run("data", "convert", src, "--from", "voc", "--to", tmp_path / "o2", "--classes", "cat"),
+        "--classes",
+        "'cat'",
+        "car, person",
+    )
 
 
 def test_convert_coco(tmp_path):
@@ -292,8 +291,11 @@ def test_convert_camvid_colour_and_index(tmp_path):
     data = convert(make_segnet_camvid(tmp_path / "segnet"), "camvid", tmp_path / "segnet-out")
     m = mask(tmp_path / "segnet-out", "val", "0006R0_00000")
     assert m[0, 0] == 0 and m[0, 52] == 10 and m[0, 63] == 255  # 11 = void -> ignore
-    assert_one_line_error(run("data", "convert", tmp_path / "segnet", "--from", "camvid32", "--to", tmp_path / "x"),
-                          "index mask", "--from camvid")
+    assert_one_line_error(
+        run("data", "convert", tmp_path / "segnet", "--from", "camvid32", "--to", tmp_path / "x"),
+        "index mask",
+        "--from camvid",
+    )
 
 
 def test_camvid_unknown_colour(tmp_path):
@@ -346,8 +348,16 @@ def test_train_on_converted_pair(tmp_path):
     result = run("data", "check", det / "det.yaml", seg / "seg.yaml")
     assert result.exit_code == 0, result.output
     assert "Class overlap" in result.output and "car" in result.output
-    YOLOSeg("yolo26n").train(det=det / "det.yaml", seg=seg / "seg.yaml", epochs=1, imgsz=64, batch=4, workers=0,
-                             project=tmp_path / "runs", name="t")
+    YOLOSeg("yolo26n").train(
+        det=det / "det.yaml",
+        seg=seg / "seg.yaml",
+        epochs=1,
+        imgsz=64,
+        batch=4,
+        workers=0,
+        project=tmp_path / "runs",
+        name="t",
+    )
     assert (tmp_path / "runs/t/weights/best.pt").is_file()
 
 
@@ -393,8 +403,9 @@ def test_check_bad_yaml(tmp_path):
 @pytest.mark.parametrize("which,n", [(0, 4), (1, 3)])
 def test_show(tiny_pair, tmp_path, which, n):
     out = tmp_path / "grid.png"
-    result = run("data", "show", tiny_pair[which], "--split", "val" if which else "train", "--n", n, "--out", out,
-                 "--imgsz", 96)
+    result = run(
+        "data", "show", tiny_pair[which], "--split", "val" if which else "train", "--n", n, "--out", out, "--imgsz", 96
+    )
     assert result.exit_code == 0, result.output
     grid = cv2.imread(str(out))
     side = math.ceil(math.sqrt(n)) * 96
@@ -409,11 +420,14 @@ def test_convert_coco_roboflow_layout(tmp_path):
         write_image(src / split / "a.jpg", 700 + n)
         images = [{"id": 0, "file_name": "a.jpg", "width": W, "height": H}]
         anns = [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [8, 12, 16, 24]}]
-        cats = [{"id": 0, "name": "vehicles", "supercategory": "none"},
-                {"id": 1, "name": "bus", "supercategory": "vehicles"},
-                {"id": 2, "name": "van", "supercategory": "vehicles"}]
-        (src / split / "_annotations.coco.json").write_text(json.dumps({"images": images, "annotations": anns,
-                                                                         "categories": cats}))
+        cats = [
+            {"id": 0, "name": "vehicles", "supercategory": "none"},
+            {"id": 1, "name": "bus", "supercategory": "vehicles"},
+            {"id": 2, "name": "van", "supercategory": "vehicles"},
+        ]
+        (src / split / "_annotations.coco.json").write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": cats})
+        )
     data = convert(src, "coco", tmp_path / "out")
     assert data["names"] == {0: "bus", 1: "van"}
     assert labels(tmp_path / "out", "val", "a")[0][0] == 0

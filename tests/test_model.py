@@ -47,8 +47,11 @@ def test_scales_build(name):
 def _loss_batch(task: str) -> dict:
     batch = {"img": torch.rand(2, 3, 64, 64), "task": task}
     if task == "det":
-        batch.update(batch_idx=torch.tensor([0.0, 1.0]), cls=torch.tensor([[0.0], [1.0]]),
-                     bboxes=torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.4, 0.6, 0.2, 0.4]]))
+        batch.update(
+            batch_idx=torch.tensor([0.0, 1.0]),
+            cls=torch.tensor([[0.0], [1.0]]),
+            bboxes=torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.4, 0.6, 0.2, 0.4]]),
+        )
     else:
         batch["semantic_mask"] = torch.randint(0, 4, (2, 64, 64))
     return batch

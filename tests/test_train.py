@@ -114,8 +114,15 @@ def test_phased_full_freeze_keeps_detector(tiny_pair, tmp_path, monkeypatch):
         original(self, epoch, improved, final)
 
     monkeypatch.setattr(DetSegTrainer, "_save", spy)
-    YOLOSeg("yolo26n").train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, schedule="phased",
-                             det_epochs=1, freeze=23, **{**TINY, "epochs": 2})
+    YOLOSeg("yolo26n").train(
+        det=tiny_pair[0],
+        seg=tiny_pair[1],
+        project=tmp_path,
+        schedule="phased",
+        det_epochs=1,
+        freeze=23,
+        **{**TINY, "epochs": 2},
+    )
     after_det, after_seg = states
     changed = {k for k in after_det if not torch.equal(after_det[k], after_seg[k])}
     assert changed and all(k.startswith("semantic.") for k in changed), sorted(changed)[:5]

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import intersect_dicts
 

@@ -13,7 +13,8 @@ from rich.console import Console
 
 app = typer.Typer(
     name="yoloseg",
-    help="One YOLO network for object detection + semantic segmentation, trained from a box-only and a mask-only dataset.",
+    help="One YOLO network for object detection + semantic segmentation, "
+    "trained from a box-only and a mask-only dataset.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -77,12 +78,34 @@ def train(
     """Train on a box dataset and a mask dataset (no data arguments: the built-in demo)."""
     from . import YOLOSeg
 
-    overrides = _given(epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers, fraction=fraction,
-                       seed=seed, lr0=lr0, optimizer=optimizer, patience=patience, cache=cache)
+    overrides = _given(
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        workers=workers,
+        fraction=fraction,
+        seed=seed,
+        lr0=lr0,
+        optimizer=optimizer,
+        patience=patience,
+        cache=cache,
+    )
     result = YOLOSeg(model).train(
-        det=det, seg=seg, schedule=schedule, ratio=ratio, det_epochs=det_epochs, order=order, freeze=freeze,
-        lr_scale=lr_scale, seg_weight=seg_weight, weights=weights, resume=resume or False, project=project,
-        name=name, **overrides,
+        det=det,
+        seg=seg,
+        schedule=schedule,
+        ratio=ratio,
+        det_epochs=det_epochs,
+        order=order,
+        freeze=freeze,
+        lr_scale=lr_scale,
+        seg_weight=seg_weight,
+        weights=weights,
+        resume=resume or False,
+        project=project,
+        name=name,
+        **overrides,
     )
     m = result["metrics"]
     typer.echo(
@@ -107,8 +130,9 @@ def val(
     """Evaluate a checkpoint on a det and/or seg val set, with per-class tables."""
     from . import YOLOSeg
 
-    result = YOLOSeg(_checkpoint(weights)).val(det=det, seg=seg, imgsz=imgsz, batch=batch, device=device,
-                                               **_given(conf=conf, iou=iou))
+    result = YOLOSeg(_checkpoint(weights)).val(
+        det=det, seg=seg, imgsz=imgsz, batch=batch, device=device, **_given(conf=conf, iou=iou)
+    )
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2))
@@ -155,12 +179,18 @@ def data_demo(
 @cli_errors
 def data_convert(
     source: Path = typer.Argument(..., help="Source dataset: a folder (a COCO .json or YOLO .yaml file also works)."),
-    fmt: str = typer.Option(..., "--from", help="Boxes: voc | coco | yolo. Masks: voc-seg | cityscapes | ade20k | "
-                                                "camvid | camvid32 | masks."),
+    fmt: str = typer.Option(
+        ...,
+        "--from",
+        help="Boxes: voc | coco | yolo. Masks: voc-seg | cityscapes | ade20k | camvid | camvid32 | masks.",
+    ),
     to: Path = typer.Option(..., "--to", help="Output folder (gets images/, labels/ or masks/, and <name>.yaml)."),
-    classes: Optional[str] = typer.Option(None, help="Keep/rename/merge classes, in this order: "
-                                                     "'car,person=pedestrian' or a .txt/.yaml/.json file "
-                                                     "(see docs/data.md)."),
+    classes: Optional[str] = typer.Option(
+        None,
+        help="Keep/rename/merge classes, in this order: "
+        "'car,person=pedestrian' or a .txt/.yaml/.json file "
+        "(see docs/data.md).",
+    ),
     val: float = typer.Option(0.2, help="Val fraction drawn from train when the source has no val split."),
     seed: int = typer.Option(0, help="Random seed of that split."),
     name: Optional[str] = typer.Option(None, help="Name of the yaml (default: the output folder's name)."),
@@ -172,15 +202,20 @@ def data_convert(
     from .datatools import DET_FORMATS, convert
 
     result = convert(fmt, source, to, classes=classes, val=val, seed=seed, name=name, force=force, link=link)
-    counts = ", ".join(f"{s} {n} images" + (f" / {result.boxes[s]} boxes" if result.boxes else "")
-                       for s, n in sorted(result.images.items(), key=lambda kv: ("train", "val", "test").index(kv[0])))
+    counts = ", ".join(
+        f"{s} {n} images" + (f" / {result.boxes[s]} boxes" if result.boxes else "")
+        for s, n in sorted(result.images.items(), key=lambda kv: ("train", "val", "test").index(kv[0]))
+    )
     for note in result.notes:
         console.print(f"Note: {note}", soft_wrap=True, markup=False)
     shown = ", ".join(result.names[:12]) + (", ..." if len(result.names) > 12 else "")
     flag = "--det" if fmt in DET_FORMATS else "--seg"
-    console.print(f"Wrote {result.yaml}: {counts}; {len(result.names)} classes: {shown}\n"
-                  f"Check: yoloseg data check {result.yaml}\nTrain: yoloseg train {flag} {result.yaml} ...",
-                  soft_wrap=True, markup=False)
+    console.print(
+        f"Wrote {result.yaml}: {counts}; {len(result.names)} classes: {shown}\n"
+        f"Check: yoloseg data check {result.yaml}\nTrain: yoloseg train {flag} {result.yaml} ...",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @data_app.command("check")

@@ -9,10 +9,10 @@ console = Console(highlight=False)
 
 
 def make_progress(transient: bool = False) -> Progress:
-    """Progress bar: '<label> ━━━ 12/40 0:00:03 0:00:09 <info>'."""
+    """Progress bar: label, bar, done/total, elapsed, remaining, then free text (losses)."""
     return Progress(
-        TextColumn("[bold]{task.description:<22}"),
-        BarColumn(bar_width=30),
+        TextColumn("[bold]{task.description:<18}"),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),

@@ -33,7 +33,9 @@ def load_data_config(path: str | Path, task: str) -> dict[str, Any]:
     if task == "det" and raw.get("masks_dir"):
         raise UserInputError(f"--det: {path} is a semantic dataset (it has 'masks_dir'); pass it as --seg")
     if task == "seg" and not raw.get("masks_dir"):
-        raise UserInputError(f"--seg: {path} has no 'masks_dir' key, so it is not a semantic mask dataset; pass it as --det")
+        raise UserInputError(
+            f"--seg: {path} has no 'masks_dir' key, so it is not a semantic mask dataset; pass it as --det"
+        )
     try:
         data = check_det_dataset(str(path), autodownload=False)
     except Exception as e:

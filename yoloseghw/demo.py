@@ -73,7 +73,9 @@ def _draw_sign(img, rng, x, y, w, h) -> None:
     cv2.circle(img, (x + w // 2, y + w // 2), max(w // 4, 1), (245, 245, 245), -1)
 
 
-def render_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float, float, float, float]]]:
+def render_scene(
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float, float, float, float]]]:
     """One scene: (BGR uint8 image, semantic class map, YOLO boxes as (cls, xc, yc, w, h) normalized)."""
     img, mask = _background(rng)
     boxes = []
@@ -94,7 +96,10 @@ def render_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list
         else:
             w = int(rng.integers(10, 18))
             h = int(w * rng.uniform(2.2, 3.0))
-            x, y = int(rng.choice([rng.integers(2, 24), rng.integers(SIZE - 24, SIZE - w - 2)])), int(rng.integers(20, 60))
+            x, y = (
+                int(rng.choice([rng.integers(2, 24), rng.integers(SIZE - 24, SIZE - w - 2)])),
+                int(rng.integers(20, 60)),
+            )
             _draw_sign(img, rng, x, y, w, h)
             box = (x, y, x + w, y + h)
         x0, y0, x1, y1 = (min(max(v, 0), SIZE) for v in box)

@@ -129,8 +129,14 @@ class YOLOSeg:
         best = trainer.weights_dir / "best.pt"
         self.model, self.ckpt = load_model(best)
         console.print(f"[bold]Validating {best}[/]")
-        return self.val(det=trainer.options["det"], seg=trainer.options["seg"], imgsz=trainer.args.imgsz,
-                        batch=trainer.args.batch, device=trainer.args.device, save_dir=trainer.save_dir)
+        return self.val(
+            det=trainer.options["det"],
+            seg=trainer.options["seg"],
+            imgsz=trainer.args.imgsz,
+            batch=trainer.args.batch,
+            device=trainer.args.device,
+            save_dir=trainer.save_dir,
+        )
 
     def _model_for(self, det_data: dict, seg_data: dict, weights: str | Path | None) -> DetSegModel:
         """A fresh model with the datasets' class lists, initialised from this model or `weights` where shapes match."""
@@ -222,9 +228,18 @@ def ultralytics_args(overrides: dict[str, Any], mode: str) -> Any:
         raise UserInputError(" ".join(str(e).split()).split(" See ")[0]) from None
 
 
-def train_options(args: Any, det: str | Path, seg: str | Path, schedule: str, ratio: str | tuple[int, int],
-                  det_epochs: int | None, order: str | tuple[str, str], freeze: int | None, lr_scale: float,
-                  seg_weight: float) -> dict[str, Any]:
+def train_options(
+    args: Any,
+    det: str | Path,
+    seg: str | Path,
+    schedule: str,
+    ratio: str | tuple[int, int],
+    det_epochs: int | None,
+    order: str | tuple[str, str],
+    freeze: int | None,
+    lr_scale: float,
+    seg_weight: float,
+) -> dict[str, Any]:
     """Checked yoloseg training options (saved in checkpoints, so a resume continues with the same ones)."""
     if schedule not in SCHEDULES:
         raise UserInputError(f"--schedule: unknown schedule '{schedule}', choose from {', '.join(SCHEDULES)}")
@@ -239,10 +254,15 @@ def train_options(args: Any, det: str | Path, seg: str | Path, schedule: str, ra
     if schedule == "phased" and not 0 < det_epochs < args.epochs:
         raise UserInputError(f"--det-epochs must be between 1 and epochs-1 ({args.epochs - 1}), got {det_epochs}")
     return {
-        "det": str(det), "seg": str(seg), "schedule": schedule, "ratio": parse_ratio(ratio),
-        "det_epochs": det_epochs, "order": order_t,
+        "det": str(det),
+        "seg": str(seg),
+        "schedule": schedule,
+        "ratio": parse_ratio(ratio),
+        "det_epochs": det_epochs,
+        "order": order_t,
         "freeze": (10 if schedule == "phased" else 0) if freeze is None else freeze,
-        "lr_scale": lr_scale, "seg_weight": seg_weight,
+        "lr_scale": lr_scale,
+        "seg_weight": seg_weight,
     }
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from copy import deepcopy
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
-from torch import nn
-
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.head import SemanticSegment
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-
 from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.utils.checks import check_imgsz
 from ultralytics.utils.torch_utils import EarlyStopping, ModelEMA, init_seeds, select_device
@@ -130,7 +129,9 @@ class DetSegTrainer:
         except StopIteration:
             self.iterators[task] = iter(self.loaders[task])
             batch = next(self.iterators[task])
-        batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        batch = {
+            k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+        }
         batch["img"] = batch["img"].float() / 255
         batch["task"] = task
         return batch
@@ -142,7 +143,11 @@ class DetSegTrainer:
         args = self.args
         epochs = args.epochs
         batches = {task: len(loader) for task, loader in self.loaders.items()}
-        nw = max(round(args.warmup_epochs * len(self.schedule.steps(0, epochs, batches))), 100) if args.warmup_epochs > 0 else 0
+        nw = (
+            max(round(args.warmup_epochs * len(self.schedule.steps(0, epochs, batches))), 100)
+            if args.warmup_epochs > 0
+            else 0
+        )
         ni = sum(len(self.schedule.steps(e, epochs, batches)) for e in range(self.start_epoch))
         self.last_opt_step = ni - 1
         console.print(
@@ -199,8 +204,12 @@ class DetSegTrainer:
                     self.last_opt_step = ni
                 ni += 1
                 means = {k: v / counts[k.split("/")[0]] for k, v in sums.items()}
-                progress.update(bar, advance=1, description=f"Epoch {epoch + 1}/{epochs} [{'+'.join(step)}]",
-                                info=self._loss_text(means))
+                progress.update(
+                    bar,
+                    advance=1,
+                    description=f"Epoch {epoch + 1}/{epochs} [{'+'.join(step)}]",
+                    info=self._loss_text(means),
+                )
         if ni - 1 > self.last_opt_step:  # apply the epoch's remaining gradients inside the epoch (and its phase)
             self._optimizer_step()
             self.last_opt_step = ni - 1
@@ -265,7 +274,12 @@ class DetSegTrainer:
 
     @staticmethod
     def _loss_text(means: dict[str, float]) -> str:
-        return " ".join(f"{k.split('/')[0]}:{k.split('/')[1].replace('_loss', '')} {v:.3f}" for k, v in means.items())
+        """'det box 4.33 cls 4.21 dfl 1.10 · seg ce 1.54 dice 0.81 aux 0.62' (running means of the epoch)."""
+        groups = {}
+        for key, value in means.items():
+            task, name = key.split("/")
+            groups.setdefault(task, []).append(f"{name.replace('_loss', '')} {value:.2f}")
+        return " · ".join(f"{task} {' '.join(items)}" for task, items in groups.items())
 
     def _print_epoch(self, row: dict, improved: bool) -> None:
         parts = [f"epoch {row['epoch']}/{self.args.epochs} [{row['phase']}] {row['time']:.0f}s"]
@@ -300,7 +314,9 @@ class DetSegTrainer:
             }
         save_checkpoint(self.weights_dir / "last.pt", self.ema.ema, **extra)
         if improved:
-            save_checkpoint(self.weights_dir / "best.pt", self.ema.ema, **{k: v for k, v in extra.items() if k != "train_state"})
+            save_checkpoint(
+                self.weights_dir / "best.pt", self.ema.ema, **{k: v for k, v in extra.items() if k != "train_state"}
+            )
 
     def _write_csv(self) -> None:
         columns: list[str] = []

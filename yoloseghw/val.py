@@ -8,7 +8,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.models.yolo.semantic import SemanticSegmentationValidator
 
@@ -91,16 +90,28 @@ class DetSegValidator:
             for i, c in enumerate(m.ap_class_index):
                 p, r, m50, m5095 = (float(x) for x in m.class_result(i))
                 rows.append(
-                    {"class": v.names[c], "images": int(m.nt_per_image[c]), "instances": int(m.nt_per_class[c]),
-                     "precision": p, "recall": r, "mAP50": m50, "mAP50-95": m5095}
+                    {
+                        "class": v.names[c],
+                        "images": int(m.nt_per_image[c]),
+                        "instances": int(m.nt_per_class[c]),
+                        "precision": p,
+                        "recall": r,
+                        "mAP50": m50,
+                        "mAP50-95": m5095,
+                    }
                 )
             tables["det"] = rows
         if "seg" in self.validators:
             v = self.validators["seg"]
             m = v.metrics
             tables["seg"] = [
-                {"class": name, "images": int(m.nt_per_image[i]), "pixels": int(m.nt_per_class[i]),
-                 "IoU": float(m.per_class_iou[i]), "pixel_acc": float(m.per_class_pixel_accuracy[i])}
+                {
+                    "class": name,
+                    "images": int(m.nt_per_image[i]),
+                    "pixels": int(m.nt_per_class[i]),
+                    "IoU": float(m.per_class_iou[i]),
+                    "pixel_acc": float(m.per_class_pixel_accuracy[i]),
+                }
                 for i, name in v.names.items()
             ]
         return tables

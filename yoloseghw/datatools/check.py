@@ -64,10 +64,15 @@ class Report:
     def problems(self) -> list[tuple[bool, str, list[str]]]:
         """(is_error, message, example files) for everything worth a line; errors make `check` exit with code 1."""
         label = "label file" if self.kind == "det" else "mask"
-        titles = {"unreadable": (f"unreadable or malformed images/{label}s", True),
-                  "bad_ids": (f"{label}s with class ids outside 0-{len(self.names) - 1}" +
-                              (" (other than 255 = ignore)" if self.kind == "seg" else ""), True),
-                  "mismatch": ("masks whose size differs from their image", True)}
+        titles = {
+            "unreadable": (f"unreadable or malformed images/{label}s", True),
+            "bad_ids": (
+                f"{label}s with class ids outside 0-{len(self.names) - 1}"
+                + (" (other than 255 = ignore)" if self.kind == "seg" else ""),
+                True,
+            ),
+            "mismatch": ("masks whose size differs from their image", True),
+        }
         out = []
         for s in self.splits:
             if s.images == 0:
@@ -76,8 +81,13 @@ class Report:
                 out.append((True, f"{s.name}: no {label}s at all", s.missing[:EXAMPLES]))
             elif s.missing:
                 consequence = "trained as background" if self.kind == "det" else "skipped by training"
-                out.append((False, f"{s.name}: {len(s.missing)} images without a {label} ({consequence})",
-                            s.missing[:EXAMPLES]))
+                out.append(
+                    (
+                        False,
+                        f"{s.name}: {len(s.missing)} images without a {label} ({consequence})",
+                        s.missing[:EXAMPLES],
+                    )
+                )
             for kind, files in s.problems.items():
                 title, is_error = titles[kind]
                 out.append((is_error, f"{s.name}: {len(files)} {title}", files[:EXAMPLES]))
@@ -85,14 +95,30 @@ class Report:
         if train is not None:
             absent = [n for i, n in enumerate(self.names) if train.hist[i] == 0]
             if absent:
-                out.append((False, f"train: {len(absent)} classes never appear: {', '.join(absent[:10])}"
-                            + (", ..." if len(absent) > 10 else ""), []))
+                out.append(
+                    (
+                        False,
+                        f"train: {len(absent)} classes never appear: {', '.join(absent[:10])}"
+                        + (", ..." if len(absent) > 10 else ""),
+                        [],
+                    )
+                )
         if self.cross_duplicates:
-            out.append((True, f"{len(self.cross_duplicates)} images appear in more than one split (identical bytes)",
-                        [" = ".join(g) for g in self.cross_duplicates[:EXAMPLES]]))
+            out.append(
+                (
+                    True,
+                    f"{len(self.cross_duplicates)} images appear in more than one split (identical bytes)",
+                    [" = ".join(g) for g in self.cross_duplicates[:EXAMPLES]],
+                )
+            )
         if self.split_duplicates:
-            out.append((False, f"{len(self.split_duplicates)} images have an identical copy in the same split",
-                        [" = ".join(g) for g in self.split_duplicates[:EXAMPLES]]))
+            out.append(
+                (
+                    False,
+                    f"{len(self.split_duplicates)} images have an identical copy in the same split",
+                    [" = ".join(g) for g in self.split_duplicates[:EXAMPLES]],
+                )
+            )
         return out
 
     @property
@@ -109,8 +135,9 @@ def check_dataset(path: Path) -> Report:
     lut = label_lut(data) if kind == "seg" else None
     jobs = [(split, image) for split in SPLITS if data.get(split) for image in list_images(data[split])]
     results = run_parallel(lambda job: _inspect(*job, kind, data, lut, len(names)), jobs, f"check {path.name}")
-    splits = {split: SplitStats(split, hist=np.zeros(max(256, len(names)), np.int64)) for split in SPLITS
-              if data.get(split)}
+    splits = {
+        split: SplitStats(split, hist=np.zeros(max(256, len(names)), np.int64)) for split in SPLITS if data.get(split)
+    }
     by_digest: dict[str, list[FileResult]] = {}
     for r in results:
         s = splits[r.split]
@@ -205,11 +232,20 @@ def _inspect_mask(r: FileResult, masks_dir: str, lut: np.ndarray, nc: int) -> No
 def print_report(report: Report, console: Console) -> None:
     """The report of one dataset: splits table, class table, problems."""
     det = report.kind == "det"
-    console.print(f"\n[bold]{report.path}[/]: {'detection (boxes)' if det else 'semantic (masks)'}, "
-                  f"{len(report.names)} classes, checked in {report.seconds:.1f}s")
+    console.print(
+        f"\n[bold]{report.path}[/]: {'detection (boxes)' if det else 'semantic (masks)'}, "
+        f"{len(report.names)} classes, checked in {report.seconds:.1f}s"
+    )
     table = Table(title_justify="left")
-    for col in ("split", "images", "boxes" if det else "masks", "no label" if det else "no mask",
-                "size min", "size median", "size max"):
+    for col in (
+        "split",
+        "images",
+        "boxes" if det else "masks",
+        "no label" if det else "no mask",
+        "size min",
+        "size median",
+        "size max",
+    ):
         table.add_column(col, justify="left" if col == "split" else "right")
     for s in report.splits:
         sizes = np.array(s.sizes or [(0, 0)])
@@ -249,9 +285,11 @@ def print_overlap(a: Report, b: Report, console: Console) -> None:
     """Class names shared by two datasets (compared case-insensitively); the two heads are independent."""
     key = lambda n: n.strip().lower()  # noqa: E731
     shared = sorted({key(n) for n in a.names} & {key(n) for n in b.names})
-    console.print(f"\n[bold]Class overlap[/] between {a.path.name} ({a.kind}) and {b.path.name} ({b.kind}): "
-                  f"{len(shared)} shared name{'s' if len(shared) != 1 else ''}"
-                  + (f": {', '.join(shared)}" if shared else ""), soft_wrap=True)
+    console.print(
+        f"\n[bold]Class overlap[/] between {a.path.name} ({a.kind}) and {b.path.name} ({b.kind}): "
+        f"{len(shared)} shared name{'s' if len(shared) != 1 else ''}" + (f": {', '.join(shared)}" if shared else ""),
+        soft_wrap=True,
+    )
     for r, other in ((a, b), (b, a)):
         only = [n for n in r.names if key(n) not in {key(m) for m in other.names}]
         console.print(f"  only in {r.path.name}: {', '.join(only) or '-'}", soft_wrap=True)

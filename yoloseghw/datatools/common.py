@@ -23,8 +23,15 @@ from ..console import make_progress
 from ..data import load_data_config
 from ..errors import UserInputError
 
-SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "test": "test", "testing": "test"}
+SPLIT_WORDS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 STAGE = ".yoloseg-convert"  # staging folder inside --to while converting
 IGNORE = 255
 T = TypeVar("T")

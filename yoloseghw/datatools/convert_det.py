@@ -17,8 +17,21 @@ from PIL import Image
 
 from ..data import load_data_config
 from ..errors import UserInputError
-from .common import (ConvertResult, OutputDir, assign_splits, class_map, dataset_yaml, is_image, label_path,
-                     list_images, path_split, read_yolo_labels, run_parallel, split_name, unique_stem)
+from .common import (
+    ConvertResult,
+    OutputDir,
+    assign_splits,
+    class_map,
+    dataset_yaml,
+    is_image,
+    label_path,
+    list_images,
+    path_split,
+    read_yolo_labels,
+    run_parallel,
+    split_name,
+    unique_stem,
+)
 
 Box = tuple[str, float, float, float, float]  # class name, xc, yc, w, h (normalized)
 
@@ -32,8 +45,17 @@ class DetSample:
     boxes: list[Box]
 
 
-def convert_det(fmt: str, src: Path, dst: Path, classes: str | None = None, val: float = 0.2, seed: int = 0,
-                name: str | None = None, force: bool = False, link: bool = False) -> ConvertResult:
+def convert_det(
+    fmt: str,
+    src: Path,
+    dst: Path,
+    classes: str | None = None,
+    val: float = 0.2,
+    seed: int = 0,
+    name: str | None = None,
+    force: bool = False,
+    link: bool = False,
+) -> ConvertResult:
     """Convert a 'voc', 'coco' or 'yolo' source at `src` into images/, labels/ and a dataset yaml in `dst`."""
     if not src.exists():
         raise UserInputError(f"--from {fmt}: source not found: {src}")
@@ -53,8 +75,11 @@ def convert_det(fmt: str, src: Path, dst: Path, classes: str | None = None, val:
 
     with out:
         written = run_parallel(write, jobs, f"convert {fmt}")
-        yaml = out.commit(name or dst.name, dataset_yaml(cmap.names, splits, masks=False),
-                          header=f"# yoloseg data convert --from {fmt} {src}\n")
+        yaml = out.commit(
+            name or dst.name,
+            dataset_yaml(cmap.names, splits, masks=False),
+            header=f"# yoloseg data convert --from {fmt} {src}\n",
+        )
     images: dict[str, int] = {}
     boxes: dict[str, int] = {}
     for split, n in written:
@@ -149,8 +174,12 @@ def _read_voc_xml(xml: Path, index: dict[str, list[Path]]) -> tuple[Path, list[B
         if root.tag != "annotation":
             return f"root element is <{root.tag}>, not <annotation>"
         filename = (root.findtext("filename") or "").strip()
-        image = _find_image([xml.parent.parent / "JPEGImages" / filename, xml.parent / filename] if filename else [],
-                            index, filename, xml.stem)
+        image = _find_image(
+            [xml.parent.parent / "JPEGImages" / filename, xml.parent / filename] if filename else [],
+            index,
+            filename,
+            xml.stem,
+        )
         if image is None:
             return f"image not found ({filename or xml.stem})"
         w, h = (float(root.findtext(f"size/{k}") or 0) for k in ("width", "height"))
@@ -188,8 +217,9 @@ def read_coco(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
         for cat in data["categories"]:
             old = categories.setdefault(int(cat["id"]), cat)
             if old["name"] != cat["name"]:
-                raise UserInputError(f"--from coco: category id {cat['id']} is {old['name']!r} in one file and "
-                                     f"{cat['name']!r} in {file}")
+                raise UserInputError(
+                    f"--from coco: category id {cat['id']} is {old['name']!r} in one file and {cat['name']!r} in {file}"
+                )
         by_image: dict[Any, list[dict]] = {}
         for ann in data["annotations"]:
             by_image.setdefault(ann.get("image_id"), []).append(ann)
@@ -197,9 +227,16 @@ def read_coco(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
         split = split_name(raw_split) or split_name(file.parent.name)
         for img in data["images"]:
             fn = str(img.get("file_name", ""))
-            image = _find_image([file.parent / fn, file.parent.parent / raw_split / fn,
-                                 file.parent.parent / "images" / raw_split / fn, file.parent.parent / "images" / fn],
-                                index, Path(fn).name)
+            image = _find_image(
+                [
+                    file.parent / fn,
+                    file.parent.parent / raw_split / fn,
+                    file.parent.parent / "images" / raw_split / fn,
+                    file.parent.parent / "images" / fn,
+                ],
+                index,
+                Path(fn).name,
+            )
             if image is None:
                 missing.append(f"{fn} (in {file.name})")
                 continue
@@ -209,15 +246,18 @@ def read_coco(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
     used = {int(a["category_id"]) for *_, anns in entries for a in anns}
     unknown = used - set(categories)
     if unknown:
-        raise UserInputError(f"--from coco: annotations use category ids {sorted(unknown)[:5]}, "
-                             "which are missing from 'categories'")
+        raise UserInputError(
+            f"--from coco: annotations use category ids {sorted(unknown)[:5]}, which are missing from 'categories'"
+        )
+
     def is_root(i: int) -> bool:  # Roboflow exports add an unused category that is the others' supercategory
         return any(c.get("supercategory") == categories[i]["name"] for j, c in categories.items() if j != i)
 
     ids = [i for i in sorted(categories) if i in used or not is_root(i)]
     names = [str(categories[i]["name"]) for i in ids]
-    samples = [DetSample(image, split, _coco_boxes(img, anns, categories, image))
-               for image, split, img, anns in entries]
+    samples = [
+        DetSample(image, split, _coco_boxes(img, anns, categories, image)) for image, split, img, anns in entries
+    ]
     notes: list[str] = []
     _skipped(notes, "images listed in the JSON but not found", missing)
     if crowd:
@@ -258,8 +298,9 @@ def read_yolo(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
     """An Ultralytics/YOLO detection dataset (its yaml, or a folder holding one yaml): re-split, subset or rename."""
     yamls = [src] if src.is_file() else sorted(src.glob("*.yaml")) + sorted(src.glob("*.yml"))
     if len(yamls) != 1:
-        raise UserInputError(f"--from yolo: expected one dataset yaml in {src}, found {len(yamls)}; "
-                             "pass the yaml itself")
+        raise UserInputError(
+            f"--from yolo: expected one dataset yaml in {src}, found {len(yamls)}; pass the yaml itself"
+        )
     try:
         data = load_data_config(yamls[0], "det")
     except UserInputError as e:
@@ -277,8 +318,10 @@ def read_yolo(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
                 bad.append(f"{file}: {e}")
                 continue
             if len(rows) and (rows[:, 0].max() >= len(names) or (rows[:, 0] % 1).any() or rows[:, 0].min() < 0):
-                raise UserInputError(f"--from yolo: {file}: class ids {sorted(set(rows[:, 0].tolist()))} are not "
-                                     f"all in 0-{len(names) - 1}")
+                raise UserInputError(
+                    f"--from yolo: {file}: class ids {sorted(set(rows[:, 0].tolist()))} are not "
+                    f"all in 0-{len(names) - 1}"
+                )
             boxes = [(names[int(r[0])], *(float(v) for v in r[1:])) for r in rows]
             samples.append(DetSample(image, split, boxes))
     notes: list[str] = []

@@ -17,34 +17,92 @@ from PIL import Image
 from ultralytics.utils import ROOT, YAML
 
 from ..errors import UserInputError
-from .common import (IGNORE, ConvertResult, OutputDir, assign_splits, class_map, dataset_yaml, is_image, path_split,
-                     read_label_image, run_parallel, split_name, unique_stem)
+from .common import (
+    IGNORE,
+    ConvertResult,
+    OutputDir,
+    assign_splits,
+    class_map,
+    dataset_yaml,
+    is_image,
+    path_split,
+    read_label_image,
+    run_parallel,
+    split_name,
+    unique_stem,
+)
 
 Pair = tuple[Path, Path, "str | None", str]  # image, mask, split, output stem
 
 # CamVid colour coding (label_colors.txt of Brostow et al. 2008): 31 classes and Void (ignore)
 CAMVID32 = {
-    "Animal": (64, 128, 64), "Archway": (192, 0, 128), "Bicyclist": (0, 128, 192), "Bridge": (0, 128, 64),
-    "Building": (128, 0, 0), "Car": (64, 0, 128), "CartLuggagePram": (64, 0, 192), "Child": (192, 128, 64),
-    "Column_Pole": (192, 192, 128), "Fence": (64, 64, 128), "LaneMkgsDriv": (128, 0, 192),
-    "LaneMkgsNonDriv": (192, 0, 64), "Misc_Text": (128, 128, 64), "MotorcycleScooter": (192, 0, 192),
-    "OtherMoving": (128, 64, 64), "ParkingBlock": (64, 192, 128), "Pedestrian": (64, 64, 0), "Road": (128, 64, 128),
-    "RoadShoulder": (128, 128, 192), "Sidewalk": (0, 0, 192), "SignSymbol": (192, 128, 128), "Sky": (128, 128, 128),
-    "SUVPickupTruck": (64, 128, 192), "TrafficCone": (0, 0, 64), "TrafficLight": (0, 64, 64), "Train": (192, 64, 128),
-    "Tree": (128, 128, 0), "Truck_Bus": (192, 128, 192), "Tunnel": (64, 0, 64), "VegetationMisc": (192, 192, 0),
+    "Animal": (64, 128, 64),
+    "Archway": (192, 0, 128),
+    "Bicyclist": (0, 128, 192),
+    "Bridge": (0, 128, 64),
+    "Building": (128, 0, 0),
+    "Car": (64, 0, 128),
+    "CartLuggagePram": (64, 0, 192),
+    "Child": (192, 128, 64),
+    "Column_Pole": (192, 192, 128),
+    "Fence": (64, 64, 128),
+    "LaneMkgsDriv": (128, 0, 192),
+    "LaneMkgsNonDriv": (192, 0, 64),
+    "Misc_Text": (128, 128, 64),
+    "MotorcycleScooter": (192, 0, 192),
+    "OtherMoving": (128, 64, 64),
+    "ParkingBlock": (64, 192, 128),
+    "Pedestrian": (64, 64, 0),
+    "Road": (128, 64, 128),
+    "RoadShoulder": (128, 128, 192),
+    "Sidewalk": (0, 0, 192),
+    "SignSymbol": (192, 128, 128),
+    "Sky": (128, 128, 128),
+    "SUVPickupTruck": (64, 128, 192),
+    "TrafficCone": (0, 0, 64),
+    "TrafficLight": (0, 64, 64),
+    "Train": (192, 64, 128),
+    "Tree": (128, 128, 0),
+    "Truck_Bus": (192, 128, 192),
+    "Tunnel": (64, 0, 64),
+    "VegetationMisc": (192, 192, 0),
     "Wall": (64, 192, 0),
 }
 CAMVID_VOID = (0, 0, 0)
 # The 11 classes of the SegNet CamVid version (index masks 0-10, 11 = void) and the usual grouping of the 31 originals
 CAMVID11 = ["sky", "building", "pole", "road", "pavement", "tree", "sign", "fence", "car", "pedestrian", "bicyclist"]
 CAMVID32_TO_11 = {
-    "Sky": "sky", "Bridge": "building", "Building": "building", "Wall": "building", "Tunnel": "building",
-    "Archway": "building", "Column_Pole": "pole", "TrafficCone": "pole", "Road": "road", "LaneMkgsDriv": "road",
-    "LaneMkgsNonDriv": "road", "Sidewalk": "pavement", "ParkingBlock": "pavement", "RoadShoulder": "pavement",
-    "Tree": "tree", "VegetationMisc": "tree", "SignSymbol": "sign", "Misc_Text": "sign", "TrafficLight": "sign",
-    "Fence": "fence", "Car": "car", "SUVPickupTruck": "car", "Truck_Bus": "car", "Train": "car", "OtherMoving": "car",
-    "Pedestrian": "pedestrian", "Child": "pedestrian", "CartLuggagePram": "pedestrian", "Animal": "pedestrian",
-    "Bicyclist": "bicyclist", "MotorcycleScooter": "bicyclist",
+    "Sky": "sky",
+    "Bridge": "building",
+    "Building": "building",
+    "Wall": "building",
+    "Tunnel": "building",
+    "Archway": "building",
+    "Column_Pole": "pole",
+    "TrafficCone": "pole",
+    "Road": "road",
+    "LaneMkgsDriv": "road",
+    "LaneMkgsNonDriv": "road",
+    "Sidewalk": "pavement",
+    "ParkingBlock": "pavement",
+    "RoadShoulder": "pavement",
+    "Tree": "tree",
+    "VegetationMisc": "tree",
+    "SignSymbol": "sign",
+    "Misc_Text": "sign",
+    "TrafficLight": "sign",
+    "Fence": "fence",
+    "Car": "car",
+    "SUVPickupTruck": "car",
+    "Truck_Bus": "car",
+    "Train": "car",
+    "OtherMoving": "car",
+    "Pedestrian": "pedestrian",
+    "Child": "pedestrian",
+    "CartLuggagePram": "pedestrian",
+    "Animal": "pedestrian",
+    "Bicyclist": "bicyclist",
+    "MotorcycleScooter": "bicyclist",
 }
 SEGNET_PAVEMENT = (60, 40, 222)  # SegNet's colour for pavement in its 11-class colour masks
 MASK_DIR_WORDS = ("annot", "label", "mask")  # a folder whose name contains one of these (or starts with gt) holds masks
@@ -62,8 +120,17 @@ class SegFormat:
     hint: str = ""  # appended to 'wrong kind of mask' errors
 
 
-def convert_seg(fmt: str, src: Path, dst: Path, classes: str | None = None, val: float = 0.2, seed: int = 0,
-                name: str | None = None, force: bool = False, link: bool = False) -> ConvertResult:
+def convert_seg(
+    fmt: str,
+    src: Path,
+    dst: Path,
+    classes: str | None = None,
+    val: float = 0.2,
+    seed: int = 0,
+    name: str | None = None,
+    force: bool = False,
+    link: bool = False,
+) -> ConvertResult:
     """Convert a mask dataset in `fmt` at `src` into images/, masks/ and a semantic dataset yaml in `dst`."""
     if not src.is_dir():
         raise UserInputError(f"--from {fmt}: source folder not found: {src}")
@@ -77,8 +144,10 @@ def convert_seg(fmt: str, src: Path, dst: Path, classes: str | None = None, val:
     lut = cmap.lut(spec.names)
     splits = assign_splits([p[2] for p in pairs], val, seed)
     taken: set[tuple[str, str]] = set()
-    jobs = [(image, mask, split, unique_stem(Path(stem), split, taken))
-            for (image, mask, _, stem), split in zip(pairs, splits)]
+    jobs = [
+        (image, mask, split, unique_stem(Path(stem), split, taken))
+        for (image, mask, _, stem), split in zip(pairs, splits)
+    ]
 
     def write(job: tuple[Path, Path, str, str]) -> tuple[str, int] | str:
         image, mask_file, split, stem = job
@@ -105,8 +174,11 @@ def convert_seg(fmt: str, src: Path, dst: Path, classes: str | None = None, val:
         names = [f"class{i}" for i in range(max(m for _, m in done) + 1)] if placeholder else cmap.names
         if placeholder:
             notes.append("class names are placeholders (class0, ...): name them with --classes '0=sky,1=road,...'")
-        yaml = out.commit(name or dst.name, dataset_yaml(names, {s for s, _ in done}, masks=True),
-                          header=f"# yoloseg data convert --from {fmt} {src}\n# masks: class ids, 255 = ignore\n")
+        yaml = out.commit(
+            name or dst.name,
+            dataset_yaml(names, {s for s, _ in done}, masks=True),
+            header=f"# yoloseg data convert --from {fmt} {src}\n# masks: class ids, 255 = ignore\n",
+        )
     images: dict[str, int] = {}
     for split, _ in done:
         images[split] = images.get(split, 0) + 1
@@ -149,19 +221,33 @@ def seg_format(fmt: str) -> SegFormat:
     if fmt in ("cityscapes", "ade20k"):
         data = YAML.load(ROOT / f"cfg/datasets/{fmt}.yaml")
         mapping = {int(k): IGNORE if v == "ignore_label" else int(v) for k, v in data["label_mapping"].items()}
-        return SegFormat(list(data["names"].values()), _table(mapping), None,
-                         _cityscapes_pairs if fmt == "cityscapes" else _generic_pairs)
+        return SegFormat(
+            list(data["names"].values()),
+            _table(mapping),
+            None,
+            _cityscapes_pairs if fmt == "cityscapes" else _generic_pairs,
+        )
     if fmt == "camvid":
         palette = {rgb: CAMVID11.index(CAMVID32_TO_11[n]) for n, rgb in CAMVID32.items()}
         palette |= {SEGNET_PAVEMENT: CAMVID11.index("pavement"), CAMVID_VOID: IGNORE}
         return SegFormat(CAMVID11, _table({**{i: i for i in range(11)}, 11: IGNORE}), palette, _generic_pairs)
     if fmt == "camvid32":
         palette = {rgb: i for i, rgb in enumerate(CAMVID32.values())} | {CAMVID_VOID: IGNORE}
-        return SegFormat(list(CAMVID32), None, palette, _generic_pairs,
-                         hint=" (CamVid index masks are the 11-class SegNet version: use --from camvid)")
+        return SegFormat(
+            list(CAMVID32),
+            None,
+            palette,
+            _generic_pairs,
+            hint=" (CamVid index masks are the 11-class SegNet version: use --from camvid)",
+        )
     if fmt == "masks":
-        return SegFormat([str(i) for i in range(IGNORE)], np.arange(256, dtype=np.int16), None, _generic_pairs,
-                         hint=" (class ids as pixel values, 255 = ignore)")
+        return SegFormat(
+            [str(i) for i in range(IGNORE)],
+            np.arange(256, dtype=np.int16),
+            None,
+            _generic_pairs,
+            hint=" (class ids as pixel values, 255 = ignore)",
+        )
     raise ValueError(f"unknown mask format {fmt}")
 
 
@@ -207,8 +293,13 @@ def _voc_pairs(src: Path) -> tuple[list[Pair], list[str]]:
 @cache
 def _split_lists(folder: Path) -> dict[str, str]:
     """Image id -> split from {train,val,test}.txt in `folder`."""
-    return {line.strip(): split for split in ("train", "val", "test") if (folder / f"{split}.txt").is_file()
-            for line in (folder / f"{split}.txt").read_text().splitlines() if line.strip()}
+    return {
+        line.strip(): split
+        for split in ("train", "val", "test")
+        if (folder / f"{split}.txt").is_file()
+        for line in (folder / f"{split}.txt").read_text().splitlines()
+        if line.strip()
+    }
 
 
 def _listed_split(folder: Path, stem: str) -> str | None:
@@ -258,4 +349,3 @@ def _generic_pairs(src: Path) -> tuple[list[Pair], list[str]]:
     _skip_note(notes, "images without a mask", [str(p) for k, p in images.items() if k not in masks])
     _skip_note(notes, "masks without an image", [str(p) for k, p in masks.items() if k not in images])
     return pairs, notes
-

@@ -20,8 +20,9 @@ from .common import IGNORE, label_lut, label_path, list_images, load_dataset, re
 PAD_COLOUR = 114  # letterbox grey, as in Ultralytics
 
 
-def show(path: Path, split: str = "train", n: int = 16, out: Path = Path("grid.png"), seed: int = 0,
-         imgsz: int = 320) -> tuple[Path, int, tuple[int, int]]:
+def show(
+    path: Path, split: str = "train", n: int = 16, out: Path = Path("grid.png"), seed: int = 0, imgsz: int = 320
+) -> tuple[Path, int, tuple[int, int]]:
     """Draw `n` random images of one split into a grid of ceil(sqrt(n))^2 cells of `imgsz` px, with a legend below.
 
     Returns (output path, images drawn, (width, height) of the PNG).
@@ -47,8 +48,14 @@ def show(path: Path, split: str = "train", n: int = 16, out: Path = Path("grid.p
             h, w = img.shape[:2]
             for c, x, y, bw, bh in rows:  # normalized in the image -> normalized in the cell
                 cls.append(int(c))
-                boxes.append(((x * w * scale + pad[0]) / imgsz, (y * h * scale + pad[1]) / imgsz,
-                              bw * w * scale / imgsz, bh * h * scale / imgsz))
+                boxes.append(
+                    (
+                        (x * w * scale + pad[0]) / imgsz,
+                        (y * h * scale + pad[1]) / imgsz,
+                        bw * w * scale / imgsz,
+                        bh * h * scale / imgsz,
+                    )
+                )
                 index.append(len(cells))
         else:
             masks.append(_mask(file, data.get("masks_dir", "masks"), lut, img.shape[:2], imgsz))
@@ -56,12 +63,27 @@ def show(path: Path, split: str = "train", n: int = 16, out: Path = Path("grid.p
         shown.append(str(file))
     if not cells:
         raise UserInputError(f"no readable images among the {min(n, len(files))} drawn from {path} ({split})")
-    labels = ({"cls": np.array(cls, np.int64), "bboxes": np.array(boxes, np.float32).reshape(-1, 4),
-               "batch_idx": np.array(index, np.int64)} if kind == "det" else {"semantic_mask": np.stack(masks)})
+    labels = (
+        {
+            "cls": np.array(cls, np.int64),
+            "bboxes": np.array(boxes, np.float32).reshape(-1, 4),
+            "batch_idx": np.array(index, np.int64),
+        }
+        if kind == "det"
+        else {"semantic_mask": np.stack(masks)}
+    )
     present = sorted(set(cls)) if kind == "det" else sorted(set(np.unique(np.stack(masks)).tolist()))
     cols = math.ceil(len(cells) ** 0.5)
-    grid = plot_images(labels, np.stack(cells).transpose(0, 3, 1, 2), paths=shown, names=data["names"],
-                       save=False, max_subplots=len(cells), max_size=cols * imgsz, threaded=False)
+    grid = plot_images(
+        labels,
+        np.stack(cells).transpose(0, 3, 1, 2),
+        paths=shown,
+        names=data["names"],
+        save=False,
+        max_subplots=len(cells),
+        max_size=cols * imgsz,
+        threaded=False,
+    )
     grid = np.vstack([np.asarray(grid), _legend(present, data["names"], grid.shape[1])])
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), np.ascontiguousarray(grid[..., ::-1])):
@@ -107,8 +129,9 @@ def _mask(image: Path, masks_dir: str, lut: np.ndarray, shape: tuple[int, int], 
 def _legend(ids: list[int], names: dict[int, str], width: int) -> np.ndarray:
     """White strip with a colour swatch and name for each class id drawn (255: ignore, drawn black)."""
     font, scale, thick, row_h = cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1, 24
-    entries = [((0, 0, 0) if i == IGNORE else colors(i), "ignore" if i == IGNORE else f"{i} {names.get(i, i)}")
-               for i in ids] or [((255, 255, 255), "no labels in these images")]
+    entries = [
+        ((0, 0, 0) if i == IGNORE else colors(i), "ignore" if i == IGNORE else f"{i} {names.get(i, i)}") for i in ids
+    ] or [((255, 255, 255), "no labels in these images")]
     placed, x, y = [], 8, 0
     for colour, text in entries:
         w = 22 + cv2.getTextSize(text, font, scale, thick)[0][0] + 18
