@@ -11,12 +11,12 @@ console = Console(highlight=False)
 def make_progress(transient: bool = False) -> Progress:
     """Progress bar: label, bar, done/total, elapsed, remaining, then free text (losses)."""
     return Progress(
-        TextColumn("[bold]{task.description:<18}"),
+        TextColumn("{task.description:<18}", markup=False, style="bold"),
         BarColumn(bar_width=20),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
         console=console,
         transient=transient,
     )
