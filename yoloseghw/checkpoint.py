@@ -20,11 +20,11 @@ from .nn import DetSegModel
 FORMAT = "yoloseg"
 
 
-def save_checkpoint(path: Path, model: DetSegModel, **extra: Any) -> None:
-    """Write {model (fp16 copy), names, extra} to `path` atomically (temp file + rename in the same folder)."""
+def make_checkpoint(model: DetSegModel, **extra: Any) -> dict[str, Any]:
+    """Checkpoint dict: an fp16 copy of `model`, both class lists, version/date and `extra`."""
     inference = deepcopy(model).half()
     inference.det_criterion = inference.seg_criterion = None
-    ckpt = {
+    return {
         "format": FORMAT,
         "version": __version__,
         "date": datetime.now().isoformat(timespec="seconds"),
@@ -33,6 +33,10 @@ def save_checkpoint(path: Path, model: DetSegModel, **extra: Any) -> None:
         "seg_names": dict(model.seg_names),
         **extra,
     }
+
+
+def write_checkpoint(path: Path, ckpt: dict[str, Any]) -> None:
+    """torch.save `ckpt` to `path` atomically (temp file + rename in the same folder): never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

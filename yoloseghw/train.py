@@ -14,7 +14,7 @@ from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.utils.checks import check_imgsz
 from ultralytics.utils.torch_utils import EarlyStopping, ModelEMA, init_seeds, select_device
 
-from .checkpoint import save_checkpoint
+from .checkpoint import make_checkpoint, write_checkpoint
 from .console import console, make_progress
 from .data import build_dataset, build_loader, task_args
 from .errors import UserInputError
@@ -295,14 +295,17 @@ class DetSegTrainer:
         """results.csv + results.png every epoch; last.pt (resumable) and best.pt, all written atomically."""
         self._write_csv()
         plot_results(self.rows, self.save_dir / "results.png", boundary=self.schedule.boundary(self.args.epochs))
-        extra = {
-            "epoch": epoch,
-            "train_args": {**vars(self.args), **self.options},
-            "metrics": self.rows[-1],
-            "best_fitness": self.best_fitness,
-        }
-        if not final:
-            extra["train_state"] = {
+        ckpt = make_checkpoint(
+            self.ema.ema,
+            epoch=epoch,
+            train_args={**vars(self.args), **self.options},
+            metrics=self.rows[-1],
+            best_fitness=self.best_fitness,
+        )
+        if improved:
+            write_checkpoint(self.weights_dir / "best.pt", ckpt)
+        if not final:  # last.pt of an unfinished run can be resumed
+            ckpt["train_state"] = {
                 "model": {k: v.float() for k, v in self.model.state_dict().items()},
                 "ema": self.ema.ema.state_dict(),
                 "ema_updates": self.ema.updates,
@@ -312,11 +315,7 @@ class DetSegTrainer:
                 "best_fitness": self.best_fitness,
                 "best_epoch": self.stopper.best_epoch,
             }
-        save_checkpoint(self.weights_dir / "last.pt", self.ema.ema, **extra)
-        if improved:
-            save_checkpoint(
-                self.weights_dir / "best.pt", self.ema.ema, **{k: v for k, v in extra.items() if k != "train_state"}
-            )
+        write_checkpoint(self.weights_dir / "last.pt", ckpt)
 
     def _write_csv(self) -> None:
         columns: list[str] = []
