@@ -61,6 +61,10 @@ class YOLOSeg:
     def seg_names(self) -> dict[int, str]:
         return self._require_model().seg_names
 
+    def _train_imgsz(self) -> int:
+        """The image size the checkpoint was trained at (640 when unknown)."""
+        return int(self.ckpt.get("train_args", {}).get("imgsz", 640))
+
     def _require_model(self) -> DetSegModel:
         if self.model is None:
             raise UserInputError("this YOLOSeg has no trained weights yet; train it or load a .pt checkpoint")
@@ -71,7 +75,7 @@ class YOLOSeg:
         from ultralytics.utils.torch_utils import get_flops, get_num_params
 
         model = self._require_model()
-        imgsz = int(self.ckpt.get("train_args", {}).get("imgsz", 640))
+        imgsz = self._train_imgsz()
         return {
             "architecture": Path(str(model.yaml.get("yaml_file", "custom"))).stem,
             "det_names": dict(model.det_names),
@@ -160,14 +164,10 @@ class YOLOSeg:
         ckpt = read_checkpoint(path, flag="--resume")
         if "train_state" not in ckpt:
             raise UserInputError(f"--resume: {path} has no resumable state (the run finished, or it is not last.pt)")
-        train_args = dict(ckpt["train_args"])
-        keys = ("det", "seg", "schedule", "ratio", "det_epochs", "order", "freeze", "lr_scale", "seg_weight")
-        options = {k: train_args.pop(k) for k in keys}
+        options = ckpt["options"]
         det_data, seg_data = load_data_config(options["det"], "det"), load_data_config(options["seg"], "seg")
-        args = get_cfg(DEFAULT_CFG, {k: v for k, v in train_args.items() if k in vars(get_cfg(DEFAULT_CFG))})
-        model = ckpt["model"].float()
-        model.det_criterion = model.seg_criterion = None
-        trainer = DetSegTrainer(model, args, det_data, seg_data, options, path.parent.parent)
+        args = get_cfg(DEFAULT_CFG, ckpt["train_args"])
+        trainer = DetSegTrainer(ckpt["model"].float(), args, det_data, seg_data, options, path.parent.parent)
         trainer.resume_state = ckpt["train_state"]
         console.print(f"Resuming {trainer.save_dir} from epoch {ckpt['train_state']['epoch'] + 2}/{args.epochs}")
         return trainer
@@ -198,7 +198,7 @@ class YOLOSeg:
         det_data = load_data_config(det, "det") if det else None
         seg_data = load_data_config(seg, "seg") if seg else None
         self._check_names(det_data, seg_data)
-        imgsz = imgsz or int(self.ckpt.get("train_args", {}).get("imgsz", 640))
+        imgsz = imgsz or self._train_imgsz()
         args = ultralytics_args({**overrides, "imgsz": imgsz, "batch": batch, "device": device}, "val")
         stride = max(int(model.stride.max()), 32)
         args.imgsz = check_imgsz(args.imgsz, stride=stride, max_dim=1)

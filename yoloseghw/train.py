@@ -298,7 +298,8 @@ class DetSegTrainer:
         ckpt = make_checkpoint(
             self.ema.ema,
             epoch=epoch,
-            train_args={**vars(self.args), **self.options},
+            train_args=vars(self.args),
+            options=self.options,
             metrics=self.rows[-1],
             best_fitness=self.best_fitness,
         )
