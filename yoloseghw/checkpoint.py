@@ -86,3 +86,11 @@ def transfer_detection_weights(model: DetSegModel, path: str | Path) -> tuple[in
     matched = intersect_dicts(source, target)
     model.load_state_dict(matched, strict=False)
     return len(matched), len(target)
+
+
+def newest_weights(project: Path) -> Path:
+    """The most recently written `<project>/*/weights/best.pt`; UserInputError when there is none."""
+    found = sorted(project.glob("*/weights/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserInputError(f"--weights: none given and no trained run in {project}/ (train first, or pass --weights)")
+    return found[-1]

@@ -117,12 +117,13 @@ def train(
 @app.command()
 @cli_errors
 def val(
-    weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt / last.pt)."),
+    weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt / last.pt) or exported .onnx."),
     det: Optional[Path] = typer.Option(None, help="Detection dataset yaml; its val split is used."),
     seg: Optional[Path] = typer.Option(None, help="Semantic dataset yaml; its val split is used."),
     imgsz: Optional[int] = typer.Option(None, help="Image size (default: the training size)."),
     batch: int = typer.Option(16, help="Batch size."),
     device: str = typer.Option("", help="cpu, 0, ..."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: onnxruntime's)."),
     conf: Optional[float] = typer.Option(None, help="Detection confidence threshold (default 0.001)."),
     iou: Optional[float] = typer.Option(None, help="NMS IoU threshold (default 0.7)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write metrics and per-class tables to this file."),
@@ -130,8 +131,8 @@ def val(
     """Evaluate a checkpoint on a det and/or seg val set, with per-class tables."""
     from . import YOLOSeg
 
-    result = YOLOSeg(_checkpoint(weights)).val(
-        det=det, seg=seg, imgsz=imgsz, batch=batch, device=device, **_given(conf=conf, iou=iou)
+    result = YOLOSeg(_weights(weights, onnx=True)).val(
+        det=det, seg=seg, imgsz=imgsz, batch=batch, device=device, threads=threads, **_given(conf=conf, iou=iou)
     )
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,14 +142,121 @@ def val(
 
 @app.command()
 @cli_errors
-def info(weights: Path = typer.Argument(..., help="yoloseg checkpoint.")) -> None:
-    """Show a checkpoint's two class lists, size and training metrics."""
+def predict(
+    source: Optional[str] = typer.Argument(
+        None, help="Image, folder, glob, video, .txt list or camera index (default: an example image)."
+    ),
+    weights: Optional[Path] = typer.Option(None, help="best.pt or an exported .onnx (default: the newest best.pt)."),
+    imgsz: Optional[int] = typer.Option(None, help="Inference size (default: the training or export size)."),
+    conf: float = typer.Option(0.25, help="Detection confidence threshold."),
+    iou: float = typer.Option(0.7, help="NMS IoU threshold."),
+    classes: Optional[str] = typer.Option(None, help="Keep only these detection classes: names or ids, 'car,2'."),
+    max_det: int = typer.Option(300, help="Most boxes per image."),
+    alpha: float = typer.Option(0.5, help="Opacity of the semantic overlay (0-1)."),
+    device: str = typer.Option("", help="cpu, 0, ... (ONNX: CPU, or CUDA/TensorRT when onnxruntime has them)."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: onnxruntime's)."),
+    save: bool = typer.Option(True, help="Save annotated images / videos."),
+    save_mask: bool = typer.Option(False, help="Save PNG class maps (ids, 255 = ignore) at the original size."),
+    save_txt: bool = typer.Option(False, help="Save YOLO txt boxes (class x y w h, normalized)."),
+    save_conf: bool = typer.Option(False, help="Add the confidence to each --save-txt row."),
+    json_out: bool = typer.Option(False, "--json", help="Write predictions.jsonl: boxes and class pixel fractions."),
+    project: str = typer.Option("runs/yoloseg", help="Parent folder of prediction runs."),
+    name: str = typer.Option("predict", help="Run name (predict, predict-2, ...)."),
+) -> None:
+    """Detect objects and segment every pixel; draws boxes over a coloured class map with a legend."""
+    from . import YOLOSeg
+    from .checkpoint import newest_weights
+    from .console import console
+
+    if weights is None:
+        weights = newest_weights(Path(project))
+        console.print(f"Using {weights}")
+    model = YOLOSeg(_weights(weights, onnx=True))
+    results = model.predict(
+        source,
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        classes=classes,
+        max_det=max_det,
+        device=device,
+        threads=threads,
+        stream=True,
+        save=save,
+        save_mask=save_mask,
+        save_txt=save_txt,
+        save_conf=save_conf,
+        save_json=json_out,
+        alpha=alpha,
+        project=project,
+        name=name,
+        verbose=True,
+    )
+    count = sum(1 for _ in results)
+    console.print(model.predictor.speed_line(), markup=False, soft_wrap=True)
+    if save or save_mask or save_txt or json_out:
+        console.print(f"{count} image(s) or frame(s); results saved to [bold]{model.save_dir}[/]")
+
+
+@app.command()
+@cli_errors
+def export(
+    weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); the ONNX file is written beside it."),
+    format: str = typer.Option("onnx", help="Export format (onnx)."),
+    imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
+    dynamic: bool = typer.Option(False, help="Dynamic batch and image size."),
+    simplify: bool = typer.Option(False, help="Simplify the graph with onnxslim."),
+    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the newest Ultralytics trusts)."),
+    batch: int = typer.Option(1, help="Batch size of a static export."),
+    semantic: str = typer.Option("classmap", help="classmap: uint8 [B,H,W] ids; logits: float [B,nc,H,W]."),
+    verify: Optional[str] = typer.Option(
+        None, help="Images (file, folder, glob) to check the export against PyTorch on; exit 1 if they disagree."
+    ),
+) -> None:
+    """Export to ONNX with two outputs, `detections` and `semantic`, and both class lists in its metadata."""
+    from . import YOLOSeg
+    from .console import console
+
+    model = YOLOSeg(_weights(weights, onnx=False))
+    if verify:
+        from .sources import open_source
+
+        open_source(verify, flag="--verify").close()  # a bad --verify source fails before the export, not after
+    path = model.export(
+        format, imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch, semantic=semantic
+    )
+    size = path.stat().st_size / 2**20
+    console.print(
+        f"Exported {path} ({size:.1f} MB)\nPredict: yoloseg predict IMAGE --weights {path}\n"
+        f"Validate: yoloseg val --weights {path} --det DET.yaml --seg SEG.yaml",
+        markup=False,
+        soft_wrap=True,
+    )
+    if verify:
+        from .parity import agrees
+
+        report = model.compare_with(path, verify)
+        console.print(
+            f"Verified on {report['images']} images: {report['boxes_matched']}/{report['boxes']} boxes matched "
+            f"(IoU > 0.99, class agreement {report['class_agreement']:.1%}), "
+            f"{report['mask_agreement']:.3%} of mask pixels identical",
+            soft_wrap=True,
+        )
+        if not agrees(report):
+            console.print("[red]The export disagrees with PyTorch beyond the tolerances.[/]")
+            raise typer.Exit(1)
+
+
+@app.command()
+@cli_errors
+def info(weights: Path = typer.Argument(..., help="yoloseg checkpoint (.pt) or exported .onnx.")) -> None:
+    """Show a model's two class lists, size and training metrics (ONNX: its input and outputs)."""
     from rich.table import Table
 
     from . import YOLOSeg
     from .console import console
 
-    summary = YOLOSeg(_checkpoint(weights)).info()
+    summary = YOLOSeg(_weights(weights, onnx=True)).info()
     table = Table(show_header=False, title=str(weights), title_justify="left")
     for key, value in summary.items():
         if isinstance(value, dict):
@@ -256,14 +364,16 @@ def data_show(
     typer.echo(f"Wrote {path}: {count} {split} images of {yaml.name}, {width}x{height} px")
 
 
-def _checkpoint(path: Path) -> str:
-    """A yoloseg checkpoint path, checked for existence and suffix before loading."""
+def _weights(path: Path, onnx: bool) -> str:
+    """A .pt (or, where `onnx`, .onnx) weights path, checked for existence and suffix before loading."""
     from .errors import UserInputError
 
     if not path.is_file():
         raise UserInputError(f"--weights: file not found: {path}")
-    if path.suffix not in {".pt", ".pth"}:
-        raise UserInputError(f"--weights: {path} is not a PyTorch checkpoint (.pt)")
+    suffixes = {".pt", ".pth", ".onnx"} if onnx else {".pt", ".pth"}
+    if path.suffix not in suffixes:
+        kind = "a PyTorch checkpoint (.pt) or an ONNX model (.onnx)" if onnx else "a PyTorch checkpoint (.pt)"
+        raise UserInputError(f"--weights: {path} is not {kind}")
     return str(path)
 
 

@@ -71,8 +71,13 @@ def task_args(args: Any, task: str) -> Any:
     return sub
 
 
-def build_dataset(args: Any, data: dict, split: str, task: str, stride: int, batch: int) -> YOLODataset:
-    """Build the train (augmented) or val dataset for one task, raising UserInputError on bad labels."""
+def build_dataset(
+    args: Any, data: dict, split: str, task: str, stride: int, batch: int, rect: bool | None = None
+) -> YOLODataset:
+    """Build the train (augmented) or val dataset for one task, raising UserInputError on bad labels.
+
+    `rect` (default: val only) batches images of similar aspect ratio into rectangles instead of squares.
+    """
     flag, mode = f"--{task}", "train" if split == "train" else "val"
     img_path = data.get(split)
     if not img_path:
@@ -86,7 +91,7 @@ def build_dataset(args: Any, data: dict, split: str, task: str, stride: int, bat
             batch_size=batch,
             augment=mode == "train",
             hyp=sub,
-            rect=mode == "val",
+            rect=mode == "val" if rect is None else rect,
             cache=sub.cache or None,
             single_cls=False,
             stride=stride,

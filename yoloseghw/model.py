@@ -1,16 +1,18 @@
-"""YOLOSeg: the Python facade, mirroring Ultralytics' `YOLO` (train / val / info)."""
+"""YOLOSeg: the Python facade, mirroring Ultralytics' `YOLO` (train / val / predict / export / info)."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ultralytics.cfg import get_cfg
 from ultralytics.utils import DEFAULT_CFG
 from ultralytics.utils.files import increment_path
 from ultralytics.utils.torch_utils import intersect_dicts
 
+from .backend import OnnxBackend, TorchBackend
 from .checkpoint import load_model, read_checkpoint, transfer_detection_weights
 from .console import console
 from .data import load_data_config
@@ -18,6 +20,9 @@ from .demo import make_demo
 from .errors import UserInputError
 from .nn import DetSegModel, build_model, load_model_cfg
 from .schedule import SCHEDULES
+
+if TYPE_CHECKING:
+    from .results import DetSegResult
 
 DEMO_DIR = Path("datasets") / "yoloseg-demo"
 DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16, "nbs": 16}  # nbs=batch: an optimizer step per batch
@@ -45,35 +50,62 @@ class YOLOSeg:
 
     def __init__(self, model: str | Path = "yolo26n"):
         self.model: DetSegModel | None = None
+        self.onnx: OnnxBackend | None = None
         self.ckpt: dict[str, Any] = {}
+        self.weights: Path | None = None
         if str(model).endswith((".pt", ".pth")):
             self.model, self.ckpt = load_model(model)
-            self.cfg = self.model.yaml
+            self.cfg, self.weights = self.model.yaml, Path(model)
+        elif str(model).endswith(".onnx"):
+            self.onnx, self.weights, self.cfg = OnnxBackend(model), Path(model), None
         else:
             self.cfg = load_model_cfg(model)
 
     # ------------------------------------------------------------------ info
     @property
     def det_names(self) -> dict[int, str]:
-        return self._require_model().det_names
+        return self.onnx.det_names if self.onnx else self._require_model().det_names
 
     @property
     def seg_names(self) -> dict[int, str]:
-        return self._require_model().seg_names
+        return self.onnx.seg_names if self.onnx else self._require_model().seg_names
 
     def _train_imgsz(self) -> int:
-        """The image size the checkpoint was trained at (640 when unknown)."""
+        """The image size the checkpoint was trained at, or the ONNX model was exported at (640 when unknown)."""
+        if self.onnx:
+            return int(self.onnx.metadata["imgsz"][0])
         return int(self.ckpt.get("train_args", {}).get("imgsz", 640))
 
     def _require_model(self) -> DetSegModel:
+        if self.onnx is not None:
+            raise UserInputError(f"--weights: {self.weights} is an ONNX model; this needs the PyTorch checkpoint (.pt)")
         if self.model is None:
             raise UserInputError("this YOLOSeg has no trained weights yet; train it or load a .pt checkpoint")
         return self.model
+
+    def _backend(self, device: str = "", threads: int | None = None) -> TorchBackend | OnnxBackend:
+        """The PyTorch model (a fused copy) or the ONNX Runtime session, on `device` with `threads` for ORT."""
+        if self.onnx is None:
+            return TorchBackend(self._require_model(), device, fuse=True)
+        if threads != self.onnx.threads or str(device).lower() not in ("", "cpu"):
+            self.onnx = OnnxBackend(self.weights, device, threads)
+        return self.onnx
 
     def info(self) -> dict[str, Any]:
         """Summary of the model: class lists, parameters, GFLOPs, training epoch and metrics when known."""
         from ultralytics.utils.torch_utils import get_flops, get_num_params
 
+        if self.onnx:
+            meta = self.onnx.metadata
+            return {
+                "architecture": meta["family"],
+                "det_names": self.onnx.det_names,
+                "seg_names": self.onnx.seg_names,
+                "input": "dynamic" if self.onnx.dynamic else f"{(self.onnx.batch, 3, *self.onnx.imgsz)}",
+                "detections": "end-to-end (no NMS)" if self.onnx.end2end else "raw (NMS after the network)",
+                "semantic output": meta["semantic_output"],
+                "providers": ", ".join(self.onnx.providers),
+            }
         model = self._require_model()
         imgsz = self._train_imgsz()
         return {
@@ -115,6 +147,10 @@ class YOLOSeg:
         """
         from .train import DetSegTrainer
 
+        if self.onnx:
+            raise UserInputError(
+                f"{self.weights} is an ONNX model and cannot be trained; train from the .pt checkpoint"
+            )
         if resume:
             trainer = self._resume_trainer(resume)
         else:
@@ -181,43 +217,155 @@ class YOLOSeg:
         imgsz: int | None = None,
         batch: int = 16,
         device: str = "",
+        threads: int | None = None,
         save_dir: str | Path | None = None,
         verbose: bool = True,
         **overrides: Any,
     ) -> dict[str, Any]:
-        """Evaluate on a detection val set and/or a semantic val set; returns metrics and per-class tables."""
-        from ultralytics.utils.checks import check_imgsz
-        from ultralytics.utils.torch_utils import select_device
+        """Evaluate on a detection val set and/or a semantic val set; returns metrics and per-class tables.
 
+        With an ONNX model, ONNX Runtime runs it (`threads` sets its thread count); a static-shape export is
+        evaluated at its own image size and batch.
+        """
+        from .predict import input_size
         from .report import print_val_report
         from .val import DetSegValidator
 
-        model = self._require_model()
         if det is None and seg is None:
             raise UserInputError("give --det and/or --seg to validate on")
         det_data = load_data_config(det, "det") if det else None
         seg_data = load_data_config(seg, "seg") if seg else None
         self._check_names(det_data, seg_data)
-        imgsz = imgsz or self._train_imgsz()
+        backend = self._backend(device, threads)
+        imgsz = input_size(backend, imgsz or self._train_imgsz())
+        batch = backend.batch or batch
         args = ultralytics_args({**overrides, "imgsz": imgsz, "batch": batch, "device": device}, "val")
-        stride = max(int(model.stride.max()), 32)
-        args.imgsz = check_imgsz(args.imgsz, stride=stride, max_dim=1)
-        model.to(select_device(device, verbose=False))
-        validator = DetSegValidator(args, det_data, seg_data, stride, Path(save_dir or "."))
-        metrics = validator(model)
+        validator = DetSegValidator(args, det_data, seg_data, backend.stride, Path(save_dir or "."), backend.dynamic)
+        metrics = validator(backend)
         result = {"metrics": metrics, "classes": validator.class_tables()}
         if verbose:
             print_val_report(result)
         return result
 
     def _check_names(self, det_data: dict | None, seg_data: dict | None) -> None:
-        model = self._require_model()
-        for flag, data, names in (("--det", det_data, model.det_names), ("--seg", seg_data, model.seg_names)):
+        for flag, data, names in (("--det", det_data, self.det_names), ("--seg", seg_data, self.seg_names)):
             if data is not None and len(data["names"]) != len(names):
                 raise UserInputError(
                     f"{flag}: {data['yaml_path']} has {len(data['names'])} classes but the model's "
                     f"{'detection' if flag == '--det' else 'segmentation'} head has {len(names)}"
                 )
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        source: Any = None,
+        *,
+        imgsz: int | None = None,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        classes: list[int | str] | str | None = None,
+        max_det: int = 300,
+        device: str = "",
+        threads: int | None = None,
+        stream: bool = False,
+        save: bool = False,
+        save_mask: bool = False,
+        save_txt: bool = False,
+        save_conf: bool = False,
+        save_json: bool = False,
+        alpha: float = 0.5,
+        project: str | Path = "runs/yoloseg",
+        name: str = "predict",
+        verbose: bool = False,
+    ) -> list[DetSegResult] | Iterator[DetSegResult]:
+        """Detect and segment an image, folder, glob, video, camera index or in-memory image(s).
+
+        Returns one DetSegResult per image or frame (`.boxes`, `.semantic_mask`, `.plot()`), or a generator with
+        `stream=True`. With any `save*` option the outputs go to a new `project/name` folder (`self.save_dir`).
+        No source: an example image shipped with Ultralytics.
+        """
+        from .predict import DetSegPredictor, PredictionWriter
+
+        if not 0 <= conf <= 1 or not 0 <= iou <= 1 or not 0 <= alpha <= 1:
+            raise UserInputError(f"--conf, --iou and --alpha must be between 0 and 1 (got {conf}, {iou}, {alpha})")
+        backend = self._backend(device, threads)
+        imgsz = imgsz or self._train_imgsz()
+        predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det)
+        writer = None
+        if save or save_mask or save_txt or save_json:
+            self.save_dir = increment_path(Path(project) / name, exist_ok=False, mkdir=True)
+            writer = PredictionWriter(self.save_dir, save, save_mask, save_txt, save_conf, save_json, alpha)
+        self.predictor = predictor
+        results = predictor.stream(source, writer, progress=verbose)
+        return results if stream else list(results)
+
+    # ------------------------------------------------------------------ export
+    def export(
+        self,
+        format: str = "onnx",
+        *,
+        imgsz: int | None = None,
+        dynamic: bool = False,
+        simplify: bool = False,
+        opset: int | None = None,
+        batch: int = 1,
+        semantic: str = "classmap",
+        device: str = "cpu",
+    ) -> Path:
+        """Export to ONNX beside the checkpoint (best.pt -> best.onnx): outputs `detections` and `semantic`.
+
+        `semantic='classmap'` bakes the argmax into the graph (uint8 [B,H,W]); 'logits' gives [B,nc,H,W] floats.
+        """
+        from .export import export_onnx
+        from .predict import round_to_stride
+
+        if format.lower() != "onnx":
+            raise UserInputError(f"--format: only onnx is supported, got '{format}'")
+        model = self._require_model()
+        imgsz = round_to_stride(imgsz or self._train_imgsz(), max(int(model.stride.max()), 32))
+        return export_onnx(
+            model,
+            self.weights,
+            imgsz=imgsz,
+            dynamic=dynamic,
+            simplify=simplify,
+            opset=opset,
+            batch=batch,
+            semantic=semantic,
+            device=device,
+        )
+
+    def compare_with(
+        self, other: str | Path, source: Any, conf: float = 0.25, threads: int | None = None
+    ) -> dict[str, Any]:
+        """Predict `source` with this model and with `other` (e.g. its ONNX export) at the other's image size and
+        report how well they agree (see `parity.compare_predictions`)."""
+        from .parity import compare_predictions
+
+        twin = YOLOSeg(other)
+        imgsz = twin._train_imgsz()
+        mine = self.predict(source, imgsz=imgsz, conf=conf, threads=threads)
+        theirs = twin.predict(source, imgsz=imgsz, conf=conf, threads=threads)
+        return compare_predictions(mine, theirs, conf)
+
+
+def class_ids(classes: list[int | str] | str | None, names: dict[int, str]) -> list[int] | None:
+    """Detection class filter from ids and/or names ('car,2' or ['car', 2]); UserInputError for unknown ones."""
+    if classes is None or classes == "" or classes == []:
+        return None
+    items = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
+    by_name = {v: k for k, v in names.items()}
+    ids = []
+    for item in items:
+        if isinstance(item, int) or str(item).isdigit():
+            if int(item) not in names:
+                raise UserInputError(f"--classes: no detection class {item} (the model has ids 0-{len(names) - 1})")
+            ids.append(int(item))
+        elif item in by_name:
+            ids.append(by_name[item])
+        else:
+            raise UserInputError(f"--classes: unknown detection class '{item}' (classes: {', '.join(names.values())})")
+    return ids
 
 
 def ultralytics_args(overrides: dict[str, Any], mode: str) -> Any:

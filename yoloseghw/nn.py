@@ -92,9 +92,9 @@ class DetSegModel(DetectionModel):
             self.seg_criterion = SemanticSegmentationLoss(owner)
         return self.seg_criterion(seg_preds, batch)
 
-    def fuse(self, verbose: bool = True) -> DetSegModel:
+    def fuse(self, verbose: bool = True, imgsz: int | list[int] = 640) -> DetSegModel:
         """Fuse Conv+BN in the detector (Ultralytics) and in the semantic head."""
-        super().fuse(verbose=False)
+        super().fuse(verbose=False, imgsz=imgsz)
         for m in self.semantic.modules():
             if isinstance(m, Conv) and hasattr(m, "bn"):
                 m.conv = fuse_conv_and_bn(m.conv, m.bn)

@@ -14,6 +14,7 @@ from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.utils.checks import check_imgsz
 from ultralytics.utils.torch_utils import EarlyStopping, ModelEMA, init_seeds, select_device
 
+from .backend import TorchBackend
 from .checkpoint import make_checkpoint, write_checkpoint
 from .console import console, make_progress
 from .data import build_dataset, build_loader, task_args
@@ -160,7 +161,7 @@ class DetSegTrainer:
         for epoch in range(self.start_epoch, epochs):
             t0 = time.time()
             means, ni = self._train_epoch(epoch, batches, ni, nw)
-            metrics = self.validator(self.ema.ema)
+            metrics = self.validator(TorchBackend(self.ema.ema, self.device))
             row = {
                 "epoch": epoch + 1,
                 "phase": "+".join(self.schedule.phase(epoch, epochs)),

@@ -7,10 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import torch
 from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.models.yolo.semantic import SemanticSegmentationValidator
 
+from .backend import OnnxBackend, TorchBackend
 from .console import make_progress
 from .data import build_dataset, build_loader, task_args
 
@@ -31,8 +31,13 @@ def combined_fitness(metrics: dict[str, float]) -> float:
 class DetSegValidator:
     """Evaluates a DetSegModel on a detection val set and/or a semantic val set, reusing Ultralytics' validators."""
 
-    def __init__(self, args: Any, det_data: dict | None, seg_data: dict | None, stride: int, save_dir: Path):
-        """Build the val loaders once; `args` is an Ultralytics args namespace (imgsz, batch, conf, iou, ...)."""
+    def __init__(
+        self, args: Any, det_data: dict | None, seg_data: dict | None, stride: int, save_dir: Path, rect: bool = True
+    ):
+        """Build the val loaders once; `args` is an Ultralytics args namespace (imgsz, batch, conf, iou, ...).
+
+        `rect=False` letterboxes every image to the same square (what a static-shape ONNX model needs).
+        """
         self.args, self.save_dir = args, Path(save_dir)
         self.validators: dict[str, DetectionValidator] = {}
         for task, data, cls in (
@@ -41,38 +46,33 @@ class DetSegValidator:
         ):
             if data is None:
                 continue
-            batch = max(args.batch, 1) * (2 if task == "det" else 1)
-            loader = build_loader(build_dataset(args, data, "val", task, stride, batch), batch, 0, shuffle=False)
+            batch = max(args.batch, 1) * (2 if task == "det" and rect else 1)
+            dataset = build_dataset(args, data, "val", task, stride, batch, rect=rect)
+            loader = build_loader(dataset, batch, 0, shuffle=False)
             vargs = task_args(args, task)
             vargs.plots = vargs.save_json = vargs.save_txt = False
             validator = cls(dataloader=loader, save_dir=self.save_dir, args=copy(vargs))
             validator.data, validator.training = data, True
             self.validators[task] = validator
 
-    @torch.no_grad()
-    def __call__(self, model: torch.nn.Module, label: str = "val") -> dict[str, float]:
-        """Run every configured val set through `model`; return metrics plus a combined 'fitness'."""
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        dtype = next(model.parameters()).dtype
+    def __call__(self, backend: TorchBackend | OnnxBackend, label: str = "val") -> dict[str, float]:
+        """Run every configured val set through `backend`; return metrics plus a combined 'fitness'."""
         metrics: dict[str, float] = {}
         with make_progress(transient=True) as progress:
             for task, validator in self.validators.items():
-                metrics.update(self._run(task, validator, model, device, dtype, progress, label))
+                metrics.update(self._run(task, validator, backend, progress, label))
         metrics["fitness"] = combined_fitness(metrics)
-        model.train(was_training)
         return metrics
 
-    def _run(self, task, validator, model, device, dtype, progress, label) -> dict[str, float]:
-        names = model.det_names if task == "det" else model.seg_names
-        validator.device = device
-        validator.init_metrics(SimpleNamespace(names=names, end2end=getattr(model, "end2end", False)))
+    def _run(self, task, validator, backend, progress, label) -> dict[str, float]:
+        names = backend.det_names if task == "det" else backend.seg_names
+        validator.device = backend.device
+        validator.init_metrics(SimpleNamespace(names=names, end2end=backend.end2end))
         loader = validator.dataloader
         bar = progress.add_task(f"{label} [{task}]", total=len(loader), info="")
         for batch in loader:
             batch = validator.preprocess(batch)
-            det_out, seg_out = model(batch["img"].to(dtype))
+            det_out, seg_out = backend(batch["img"])
             preds = validator.postprocess(det_out if task == "det" else seg_out)
             validator.update_metrics(preds, batch)
             progress.advance(bar)

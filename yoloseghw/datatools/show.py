@@ -14,6 +14,7 @@ from ultralytics.data.utils import read_mask
 from ultralytics.utils.plotting import colors, plot_images
 
 from ..console import warn
+from ..drawing import legend_entries, legend_strip
 from ..errors import UserInputError
 from .common import IGNORE, label_lut, label_path, list_images, load_dataset, read_yolo_labels
 
@@ -84,7 +85,8 @@ def show(
         max_size=cols * imgsz,
         threaded=False,
     )
-    grid = np.vstack([np.asarray(grid), _legend(present, data["names"], grid.shape[1])])
+    entries = legend_entries(present, data["names"], colors)
+    grid = np.vstack([np.asarray(grid), legend_strip(entries, grid.shape[1])])
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), np.ascontiguousarray(grid[..., ::-1])):
         raise UserInputError(f"--out: cannot write {out} (use a .png or .jpg name in a writable folder)")
@@ -124,24 +126,3 @@ def _mask(image: Path, masks_dir: str, lut: np.ndarray, shape: tuple[int, int], 
         warn(f"no mask drawn for {image}: {e}")
         ids = np.full(shape, IGNORE, np.uint8)
     return _letterbox(ids, size, cv2.INTER_NEAREST, IGNORE)[0]
-
-
-def _legend(ids: list[int], names: dict[int, str], width: int) -> np.ndarray:
-    """White strip with a colour swatch and name for each class id drawn (255: ignore, drawn black)."""
-    font, scale, thick, row_h = cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1, 24
-    entries = [
-        ((0, 0, 0) if i == IGNORE else colors(i), "ignore" if i == IGNORE else f"{i} {names.get(i, i)}") for i in ids
-    ] or [((255, 255, 255), "no labels in these images")]
-    placed, x, y = [], 8, 0
-    for colour, text in entries:
-        w = 22 + cv2.getTextSize(text, font, scale, thick)[0][0] + 18
-        if x + w > width and x > 8:
-            x, y = 8, y + row_h
-        placed.append((x, y, colour, text))
-        x += w
-    strip = np.full((y + row_h + 8, width, 3), 255, np.uint8)
-    for x, y, colour, text in placed:
-        cv2.rectangle(strip, (x, y + 6), (x + 16, y + 22), tuple(int(c) for c in colour), -1)
-        cv2.rectangle(strip, (x, y + 6), (x + 16, y + 22), (80, 80, 80), 1)
-        cv2.putText(strip, text, (x + 22, y + 20), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
-    return strip
