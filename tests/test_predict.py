@@ -124,6 +124,7 @@ def test_imgsz_is_rounded_up_to_the_stride(trained, val_images):
         (["missing.jpg"], ["does not exist"]),
         (["https://example.com/a.jpg"], ["URL", "offline"]),
         (["screen"], ["screen capture is not supported"]),
+        (["7"], ["cannot open camera or stream 7"]),
         (["{notes}"], ["not a supported image or video", ".pdf"]),
         (["{images}", "--classes", "bicycle"], ["--classes", "bicycle", "car"]),
         (["{images}", "--classes", "7"], ["--classes", "no detection class 7"]),

@@ -22,6 +22,12 @@ def make_progress(transient: bool = False) -> Progress:
     )
 
 
+def fit_info(text: str) -> str:
+    """Cut a progress bar's free text to the room the fixed columns leave, so they never get squeezed."""
+    room = max(console.width - 68, 12)
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
 def warn(message: str) -> None:
     """One-line warning (Ultralytics' own logger is quiet under YOLO_VERBOSE=False)."""
     console.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)

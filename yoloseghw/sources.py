@@ -93,6 +93,8 @@ def open_source(source: Any, flag: str = "source") -> Source:
                     f"{flag}: {text} is not a supported image or video ({path.suffix or 'no suffix'}); "
                     "use jpg/png/bmp/... images, mp4/avi/... videos, a folder, a glob or a camera index"
                 )
+    quiet = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's own stderr chatter on bad cameras
     try:
         if isinstance(source, (list, tuple)) and source and all(isinstance(x, (str, Path)) for x in source):
             dataset = LoadImagesAndVideos([str(x) for x in source], batch=1)  # file names kept (not read as arrays)
@@ -100,6 +102,10 @@ def open_source(source: Any, flag: str = "source") -> Source:
             dataset = load_inference_source(source, batch=1)
     except FileNotFoundError as e:
         raise UserInputError(f"{flag}: {str(e).split('. ')[0]}") from None
-    except (ConnectionError, TypeError, ValueError, NotImplementedError, AssertionError) as e:
+    except ConnectionError:
+        raise UserInputError(f"{flag}: cannot open camera or stream {source}") from None
+    except (TypeError, ValueError, NotImplementedError, AssertionError) as e:
         raise UserInputError(f"{flag}: {' '.join(str(e).split())}") from None
+    finally:
+        cv2.utils.logging.setLogLevel(quiet)
     return Source(dataset)
