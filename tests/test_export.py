@@ -93,6 +93,17 @@ def test_dynamic_logits_export_runs_other_sizes(weights, tmp_path):
     assert r.semantic_mask.shape == (70, 90)
 
 
+def test_dynamic_export_reproduces_pytorch_val(weights, tiny_pair, tmp_path):
+    """Rectangular batches of 4 through a dynamic ONNX file give PyTorch's metrics."""
+    dynamic = Path(shutil.copy(weights, tmp_path / "dyn.pt"))
+    YOLOSeg(dynamic).export(dynamic=True)
+    det, seg = tiny_pair
+    pt = YOLOSeg(dynamic).val(det=det, seg=seg, batch=4, verbose=False)["metrics"]
+    ox = YOLOSeg(tmp_path / "dyn.onnx").val(det=det, seg=seg, batch=4, threads=1, verbose=False)["metrics"]
+    for key, value in pt.items():
+        assert ox[key] == pytest.approx(value, abs=2e-3), key
+
+
 def test_onnx_predict_cli_and_static_size_warning(onnx_file, val_images, tmp_path):
     result = run(
         "predict", val_images, "--weights", onnx_file, "--threads", "1", "--imgsz", "128", "--save-mask",

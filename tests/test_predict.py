@@ -47,6 +47,14 @@ def test_class_maps_follow_original_resolution(trained, tmp_path):
     assert r.semantic_mask.shape == (90, 170)
 
 
+def test_glob_source_and_repeated_calls_reuse_one_fused_model(trained, val_images):
+    model = YOLOSeg(trained)
+    assert len(model.predict(str(val_images / "*.jpg"))) == 4
+    first = model._backend()
+    model.predict(str(val_images / "0000.jpg"))
+    assert model._backend() is first
+
+
 def test_class_filter_by_name_and_id(trained, val_images):
     model = YOLOSeg(trained)
     everything = model.predict(val_images, conf=0.001)

@@ -53,6 +53,7 @@ class YOLOSeg:
         self.onnx: OnnxBackend | None = None
         self.ckpt: dict[str, Any] = {}
         self.weights: Path | None = None
+        self._fused: tuple[DetSegModel, str, TorchBackend] | None = None
         if str(model).endswith((".pt", ".pth")):
             self.model, self.ckpt = load_model(model)
             self.cfg, self.weights = self.model.yaml, Path(model)
@@ -86,7 +87,10 @@ class YOLOSeg:
     def _backend(self, device: str = "", threads: int | None = None) -> TorchBackend | OnnxBackend:
         """The PyTorch model (a fused copy) or the ONNX Runtime session, on `device` with `threads` for ORT."""
         if self.onnx is None:
-            return TorchBackend(self._require_model(), device, fuse=True)
+            model = self._require_model()
+            if self._fused is None or self._fused[:2] != (model, str(device)):  # one fused copy per model and device
+                self._fused = (model, str(device), TorchBackend(model, device, fuse=True))
+            return self._fused[2]
         if threads != self.onnx.threads or str(device).lower() not in ("", "cpu"):
             self.onnx = OnnxBackend(self.weights, device, threads)
         return self.onnx
