@@ -47,6 +47,15 @@ def test_class_maps_follow_original_resolution(trained, tmp_path):
     assert r.semantic_mask.shape == (90, 170)
 
 
+def test_plot_puts_a_legend_panel_on_large_images_only(trained):
+    model = YOLOSeg(trained)
+    (large,) = model.predict(np.zeros((240, 320, 3), np.uint8))
+    corner = np.s_[-20:, 4:40]
+    assert large.plot()[corner].mean() > large.plot(legend=False)[corner].mean() + 50  # translucent white panel
+    (small,) = model.predict(np.zeros((120, 160, 3), np.uint8))
+    assert np.array_equal(small.plot(), small.plot(legend=False))
+
+
 def test_glob_source_and_repeated_calls_reuse_one_fused_model(trained, val_images):
     model = YOLOSeg(trained)
     assert len(model.predict(str(val_images / "*.jpg"))) == 4

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 IGNORE = 255
+MIN_LEGEND_SIDE = 200
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 Entry = tuple[tuple[int, int, int], str]  # (colour, text)
 
@@ -48,10 +49,12 @@ def legend_strip(entries: list[Entry], width: int, empty: str = "no labels in th
 
 
 def draw_legend(img: np.ndarray, entries: list[Entry]) -> np.ndarray:
-    """Draw the legend on a translucent white panel in the image's bottom-left corner (in place; returns img)."""
-    if not entries:
-        return img
+    """Draw the legend on a translucent white panel in the image's bottom-left corner (in place; returns img).
+
+    Images under MIN_LEGEND_SIDE px on their short side get none: it would cover most of the picture."""
     h, w = img.shape[:2]
+    if not entries or min(h, w) < MIN_LEGEND_SIDE:
+        return img
     scale = float(np.clip(max(h, w) / 1400, 0.35, 0.9))
     placed, height, _ = _layout(entries, int(w * 0.6), scale)
     right = max(x + 6 + round(16 * scale / 0.55) + cv2.getTextSize(t, FONT, scale, 1)[0][0] for x, _, (_, t) in placed)

@@ -40,11 +40,10 @@ class DetSegPredictor:
         iou: float = 0.7,
         classes: list[int] | None = None,
         max_det: int = 300,
-        agnostic_nms: bool = False,
     ):
         self.backend = backend
         self.imgsz = input_size(backend, imgsz)
-        self.conf, self.iou, self.classes, self.max_det, self.agnostic = conf, iou, classes, max_det, agnostic_nms
+        self.conf, self.iou, self.classes, self.max_det = conf, iou, classes, max_det
         self.letterbox = LetterBox((self.imgsz, self.imgsz), auto=False, stride=backend.stride)
         self.totals = dict.fromkeys(STAGES, 0.0)
         self.seen = 0
@@ -63,7 +62,6 @@ class DetSegPredictor:
             self.conf,
             self.iou,
             self.classes,
-            self.agnostic,
             max_det=self.max_det,
             end2end=self.backend.end2end,
         )
@@ -110,7 +108,7 @@ class DetSegPredictor:
             for path, image, frame in src:
                 for result in self.predict_images([image], [path], [frame]):
                     if writer:
-                        writer.write(result, src.fps(result.path))
+                        writer.write(result, src.fps())
                     if bar:
                         bar.update(task, advance=1, info=fit_info(result.summary()))
                     elif progress:

@@ -60,7 +60,7 @@ class Source:
             return []
         return [f for f in self.dataset.files[: self.dataset.ni] if f not in self.seen]
 
-    def fps(self, path: str) -> float | None:
+    def fps(self) -> float | None:
         """Frame rate of the video or stream being read."""
         fps = getattr(self.dataset, "fps", None)
         return (fps[0] if fps else None) if isinstance(fps, list) else fps
