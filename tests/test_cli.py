@@ -93,6 +93,12 @@ def test_unknown_model(tiny_pair, tmp_path):
     assert_one_line_error(run(*train_args(*tiny_pair, tmp_path, "--model", "yolo99z")), "--model", "yolo99z")
 
 
+def test_unavailable_device_is_one_line_and_leaves_no_run(tiny_pair, tmp_path):
+    result = run(*train_args(*tiny_pair, tmp_path, "--device", "99"))
+    assert_one_line_error(result, "--device 99")
+    assert not any(tmp_path.glob("**/weights"))
+
+
 @pytest.mark.parametrize("content", [b"definitely not a checkpoint", None])
 def test_bad_weights(tiny_pair, tmp_path, content):
     weights = tmp_path / "w.pt"

@@ -14,7 +14,8 @@ import torch
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
 from yoloseghw.backend import OnnxBackend, TorchBackend
-from yoloseghw.checkpoint import load_model
+from yoloseghw.checkpoint import load_model, make_checkpoint, write_checkpoint
+from yoloseghw.nn import build_model
 from yoloseghw.parity import agrees, compare_predictions
 
 
@@ -74,6 +75,17 @@ def test_onnx_predictions_agree_with_pytorch(onnx_file, weights, val_images):
     assert report["boxes"] > 0, report  # the comparison must have boxes to compare
     assert agrees(report), report
     assert report["lowest_matched_iou"] > 0.99
+
+
+@pytest.mark.parametrize("family", ["yolov8n", "yolo11n"])
+def test_other_families_export_and_agree(family, tmp_path, val_images):
+    """Untrained YOLOv8 / YOLO11 joint models: the export agrees with PyTorch box for box and pixel for pixel."""
+    model = build_model(family, det_nc=3, seg_nc=5)
+    weights = tmp_path / f"{family}.pt"
+    write_checkpoint(weights, make_checkpoint(model, train_args={"imgsz": 64}))
+    pt = YOLOSeg(weights)
+    report = pt.compare_with(pt.export(), val_images, conf=0.001)
+    assert report["boxes"] > 0 and agrees(report), report
 
 
 def test_export_verify_flag_reports_agreement(weights, val_images):

@@ -146,6 +146,7 @@ def test_imgsz_is_rounded_up_to_the_stride(trained, val_images):
         (["{images}", "--classes", "bicycle"], ["--classes", "bicycle", "car"]),
         (["{images}", "--classes", "7"], ["--classes", "no detection class 7"]),
         (["{images}", "--conf", "1.5"], ["--conf"]),
+        (["{images}", "--device", "99"], ["--device 99", "Invalid CUDA"]),
         (["{images}", "--weights", "{notes}"], ["--weights", "not a PyTorch checkpoint"]),
     ],
 )

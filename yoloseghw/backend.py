@@ -21,6 +21,22 @@ from .nn import DetSegModel
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
+def torch_device(device: str | torch.device) -> torch.device:
+    """Ultralytics' device choice ('' = best available, 'cpu', '0', 'mps', ...); a device that is not here is a
+    UserInputError instead of a traceback."""
+    from ultralytics.utils.torch_utils import select_device
+
+    if isinstance(device, torch.device):
+        return device
+    try:
+        return select_device(device, verbose=False)
+    except ValueError as e:
+        reason = str(e).split(". ")[0].replace("'", "")
+        raise UserInputError(
+            f"--device {device}: {reason} (torch sees {torch.cuda.device_count()} CUDA devices)"
+        ) from None
+
+
 class TorchBackend:
     """A DetSegModel on a torch device (fused copy for inference when `fuse`, the model itself otherwise)."""
 
@@ -30,9 +46,7 @@ class TorchBackend:
     batch: int | None = None
 
     def __init__(self, model: DetSegModel, device: str | torch.device = "", fuse: bool = False):
-        from ultralytics.utils.torch_utils import select_device
-
-        self.device = device if isinstance(device, torch.device) else select_device(device, verbose=False)
+        self.device = torch_device(device)
         if fuse:
             model = deepcopy(model).to(self.device).eval().fuse(verbose=False)
         self.model = model.to(self.device)

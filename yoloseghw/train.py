@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from ultralytics.engine.trainer import BaseTrainer
 from ultralytics.utils.checks import check_imgsz
-from ultralytics.utils.torch_utils import EarlyStopping, ModelEMA, init_seeds, select_device
+from ultralytics.utils.torch_utils import EarlyStopping, ModelEMA, init_seeds
 
-from .backend import TorchBackend
+from .backend import TorchBackend, torch_device
 from .checkpoint import make_checkpoint, write_checkpoint
 from .console import console, make_progress
 from .data import build_dataset, build_loader, task_args
@@ -54,7 +54,7 @@ class DetSegTrainer:
     def _setup(self) -> None:
         args = self.args
         init_seeds(args.seed, deterministic=args.deterministic)
-        self.device = select_device(args.device, verbose=False)
+        self.device = torch_device(args.device)
         self.model.to(self.device)
         self.model.args = args
         self.stride = max(int(self.model.stride.max()), 32)
