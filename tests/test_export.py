@@ -171,11 +171,13 @@ def test_plain_onnx_without_metadata_is_one_line(tmp_path, val_images):
         (["--verify", "nowhere/"], ["--verify: nowhere/ does not exist"]),
     ],
 )
-def test_export_bad_input_is_one_line_and_writes_nothing(weights, tmp_path, args, needles):
+def test_export_bad_input_is_one_line_and_keeps_an_earlier_export(weights, tmp_path, args, needles):
     pt = Path(shutil.copy(weights, tmp_path / "w.pt"))
+    (tmp_path / "w.onnx").write_bytes(b"earlier export")
     result = run("export", "--weights", pt, *args)
     assert_one_line_error(result, *needles)
-    assert not (tmp_path / "w.onnx").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".onnx"] == ["w.onnx"]
+    assert (tmp_path / "w.onnx").read_bytes() == b"earlier export"
 
 
 def test_export_needs_a_checkpoint(onnx_file):

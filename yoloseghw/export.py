@@ -6,6 +6,7 @@ model family and whether detections are end-to-end (no NMS needed) or raw (NMS a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +54,24 @@ class DetSegExporter(Exporter):
                 "detections": {0: "batch"} if self.model.end2end else {0: "batch", 2: "anchors"},
                 "semantic": semantic_axes,
             }
-        f = str(self.file.with_suffix(".onnx"))
-        torch2onnx(self.model, self.im, f, opset, ["images"], ["detections", "semantic"], dynamic)
-        model_onnx = onnx.load(f)
-        if self.args.simplify:
-            import onnxslim
+        f = self.file.with_suffix(".onnx")
+        tmp = f.with_name(f".{f.stem}.{os.getpid()}.tmp.onnx")  # an earlier export survives a failed one
+        try:
+            torch2onnx(self.model, self.im, str(tmp), opset, ["images"], ["detections", "semantic"], dynamic)
+            model_onnx = onnx.load(str(tmp))
+            if self.args.simplify:
+                import onnxslim
 
-            model_onnx = onnxslim.slim(model_onnx)
-        for key, value in {**self.metadata, **self.yoloseg_metadata(opset)}.items():
-            meta = model_onnx.metadata_props.add()
-            meta.key, meta.value = key, str(value)
-        model_onnx.ir_version = min(model_onnx.ir_version, 10)  # onnxruntime reads IR <= 10
-        onnx.save(model_onnx, f)
-        return f
+                model_onnx = onnxslim.slim(model_onnx)
+            for key, value in {**self.metadata, **self.yoloseg_metadata(opset)}.items():
+                meta = model_onnx.metadata_props.add()
+                meta.key, meta.value = key, str(value)
+            model_onnx.ir_version = min(model_onnx.ir_version, 10)  # onnxruntime reads IR <= 10
+            onnx.save(model_onnx, str(tmp))
+            os.replace(tmp, f)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return str(f)
 
     def yoloseg_metadata(self, opset: int) -> dict[str, Any]:
         """Keys that make the ONNX file self-describing for `yoloseg predict/val`."""
