@@ -128,7 +128,7 @@ def val(
     iou: Optional[float] = typer.Option(None, help="NMS IoU threshold (default 0.7)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write metrics and per-class tables to this file."),
 ) -> None:
-    """Evaluate a checkpoint on a det and/or seg val set, with per-class tables."""
+    """Evaluate a checkpoint or exported ONNX model on a det and/or seg val set, with per-class tables."""
     from . import YOLOSeg
 
     result = YOLOSeg(_weights(weights, onnx=True)).val(
