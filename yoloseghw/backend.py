@@ -51,7 +51,7 @@ class TorchBackend:
             model = deepcopy(model).to(self.device).eval().fuse(verbose=False)
         self.model = model.to(self.device)
         self.det_names, self.seg_names = dict(model.det_names), dict(model.seg_names)
-        self.stride = max(int(model.stride.max()), 32)
+        self.stride = model.input_stride
         self.end2end = bool(getattr(model, "end2end", False))
         self.dtype = next(model.parameters()).dtype
 
@@ -90,7 +90,7 @@ class OnnxBackend:
             reason = " ".join(str(e).split())[:160]
             raise UserInputError(f"--weights: {self.path} is not a loadable ONNX model ({reason})") from None
         meta = read_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
-        self.threads = threads
+        self.threads, self.device_request = threads, str(device)
         self.device = torch.device("cpu")  # outputs come back as CPU tensors
         self.det_names, self.seg_names = meta["det_names"], meta["seg_names"]
         self.stride, self.end2end, self.dynamic = meta["stride"], meta["end2end"], meta["dynamic"]

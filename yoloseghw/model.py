@@ -91,7 +91,7 @@ class YOLOSeg:
             if self._fused is None or self._fused[:2] != (model, str(device)):  # one fused copy per model and device
                 self._fused = (model, str(device), TorchBackend(model, device, fuse=True))
             return self._fused[2]
-        if threads != self.onnx.threads or str(device).lower() not in ("", "cpu"):
+        if (threads, str(device)) != (self.onnx.threads, self.onnx.device_request):  # one session per setting
             self.onnx = OnnxBackend(self.weights, device, threads)
         return self.onnx
 
@@ -326,7 +326,7 @@ class YOLOSeg:
         if format.lower() != "onnx":
             raise UserInputError(f"--format: only onnx is supported, got '{format}'")
         model = self._require_model()
-        imgsz = round_to_stride(imgsz or self._train_imgsz(), max(int(model.stride.max()), 32))
+        imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
         return export_onnx(
             model,
             self.weights,

@@ -51,6 +51,11 @@ class DetSegModel(DetectionModel):
             self.info()
 
     @property
+    def input_stride(self) -> int:
+        """The multiple that input sizes must have: the largest Detect stride, at least 32 (as Ultralytics uses)."""
+        return max(int(self.stride.max()), 32)
+
+    @property
     def det_names(self) -> dict[int, str]:
         """Detection class names (Ultralytics' `names`)."""
         return self.names

@@ -57,7 +57,7 @@ class DetSegTrainer:
         self.device = torch_device(args.device)
         self.model.to(self.device)
         self.model.args = args
-        self.stride = max(int(self.model.stride.max()), 32)
+        self.stride = self.model.input_stride
         args.imgsz = check_imgsz(args.imgsz, stride=self.stride, floor=self.stride, max_dim=1)
         self.loaders = {
             task: build_loader(
