@@ -10,9 +10,9 @@ import pytest
 
 os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(__file__).resolve().parents[1] / ".yolo-config"))
 
-from yoloseghw.demo import make_demo  # noqa: E402  (after YOLO_CONFIG_DIR is set)
+from yoloseghw.data.demo import make_demo  # noqa: E402  (after YOLO_CONFIG_DIR is set)
 
-TINY = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "seed": 0}
+TINY = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "seed": 0, "plots": False}
 
 
 @pytest.fixture(scope="session")

@@ -133,7 +133,7 @@ def test_failed_run_keeps_earlier_runs(trained, pair_copy, tmp_path):
 
 
 def test_val_class_count_mismatch(trained, tmp_path):
-    from yoloseghw.demo import make_demo
+    from yoloseghw.data.demo import make_demo
 
     det, _ = make_demo(tmp_path, n_train=1, n_val=2)
     text = det.read_text().replace("  2: sign\n", "")

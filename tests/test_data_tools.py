@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from yoloseghw.datatools.convert_seg import CAMVID32, SEGNET_PAVEMENT, _voc_palette
+from yoloseghw.data.tools.convert_seg import CAMVID32, SEGNET_PAVEMENT, _voc_palette
 
 from .helpers import assert_one_line_error, run
 

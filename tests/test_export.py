@@ -13,10 +13,10 @@ import torch
 
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
-from yoloseghw.backend import OnnxBackend, TorchBackend
-from yoloseghw.checkpoint import load_model, make_checkpoint, write_checkpoint
-from yoloseghw.nn import build_model
-from yoloseghw.parity import agrees, compare_predictions
+from yoloseghw.engine.checkpoint import load_model, write_checkpoint
+from yoloseghw.engine.parity import agrees, compare_predictions
+from yoloseghw.nn.backends import OnnxBackend, TorchBackend
+from yoloseghw.nn.tasks import build_model
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_other_families_export_and_agree(family, tmp_path, val_images):
     """Untrained YOLOv8 / YOLO11 joint models: the export agrees with PyTorch box for box and pixel for pixel."""
     model = build_model(family, det_nc=3, seg_nc=5)
     weights = tmp_path / f"{family}.pt"
-    write_checkpoint(weights, make_checkpoint(model, train_args={"imgsz": 64}))
+    write_checkpoint(weights, {"model": model.half(), "train_args": {"imgsz": 64}})
     pt = YOLOSeg(weights)
     report = pt.compare_with(pt.export(), val_images, conf=0.001)
     assert report["boxes"] > 0 and agrees(report), report

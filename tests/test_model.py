@@ -9,7 +9,7 @@ from ultralytics.nn.modules import Detect
 from ultralytics.nn.modules.head import SemanticSegment
 from ultralytics.utils import DEFAULT_CFG
 
-from yoloseghw.nn import build_model
+from yoloseghw.nn.tasks import build_model
 
 FAMILIES = ["yolov8n", "yolo11n", "yolo26n"]
 
@@ -64,13 +64,14 @@ def test_loss_routing(task):
     model.args = get_cfg(DEFAULT_CFG)
     model.train()
     loss, items = model.loss(_loss_batch(task))
-    loss.sum().backward()
+    loss.backward()
     other = model.model[-1] if task == "seg" else model.semantic
     own = model.semantic if task == "seg" else model.model[-1]
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in other.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in own.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.model[0].parameters())
-    assert set(items) == ({"ce_loss", "dice_loss", "aux_loss"} if task == "seg" else set(items))
+    assert set(items) == {"box_loss", "cls_loss", "l1_loss", "ce_loss", "dice_loss", "aux_loss"}  # both tasks' names
+    assert loss.ndim == 0 and loss > 0
 
 
 def test_one_task_step_leaves_other_head_statistics():
@@ -88,7 +89,7 @@ def test_user_yaml(tmp_path):
     """A user's own detection yaml (here: YOLO11 with a custom width) builds like a stock name."""
     from ultralytics.utils import YAML
 
-    from yoloseghw.nn import load_model_cfg
+    from yoloseghw.nn.tasks import load_model_cfg
 
     cfg = load_model_cfg("yolo11n")
     cfg.pop("yaml_file"), cfg.pop("scale")
@@ -99,3 +100,34 @@ def test_user_yaml(tmp_path):
     model.eval()
     with torch.no_grad():
         assert model(torch.rand(1, 3, 64, 64))[1].shape == (1, 3, 8, 8)
+
+
+def test_seg_step_skips_the_p5_only_layers():
+    """A segmentation step stops after the last layer the semantic head reads: later neck layers neither run nor
+    move their BatchNorm statistics."""
+    model = build_model("yolo26n", det_nc=2, seg_nc=4)
+    model.args = get_cfg(DEFAULT_CFG)
+    model.train()
+    after = [m for m in model.model if m.i > max(model.semantic.f)]
+    ran = []
+    for m in after:
+        m.register_forward_hook(lambda module, i, o: ran.append(module.i))
+    before = {k: v.clone() for m in after for k, v in m.state_dict().items()}
+    model.loss(_loss_batch("seg"))
+    assert after and not ran
+    assert all(torch.equal(before[k], v) for m in after for k, v in m.state_dict().items())
+
+
+def test_joint_batch_routes_images_to_their_heads():
+    """A joint batch: one forward of the shared layers, Detect sees the det images, the semantic head the rest."""
+    model = build_model("yolo26n", det_nc=2, seg_nc=4)
+    model.args = get_cfg(DEFAULT_CFG)
+    model.train()
+    det, seg = _loss_batch("det"), _loss_batch("seg")
+    seg["img"] = seg["img"][:1]
+    seg["semantic_mask"] = seg["semantic_mask"][:1]
+    batch = {**det, **seg, "img": torch.cat([det["img"], seg["img"]]), "task": "joint", "n_det": 2}
+    det_out, (logits, aux) = model.forward_heads(batch["img"], ("det", "seg"), 2)
+    assert logits.shape[0] == 1 and det_out["one2many"]["scores"].shape[0] == 2
+    loss, items = model.loss(batch)
+    assert loss > 0 and items["box_loss"] > 0 and items["ce_loss"] > 0

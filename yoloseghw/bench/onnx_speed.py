@@ -1,0 +1,135 @@
+"""ONNX Runtime latency: the joint det+seg model vs the two stock single-task Ultralytics models, exported alike.
+
+Exports (a) a yoloseg checkpoint with `yoloseg export`, (b) a stock Ultralytics detector and (c) a stock Ultralytics
+semantic model of the same family and class counts with Ultralytics' own exporter (FP32, static shape, batch 1,
+no NMS in the graph). All three run in ONNX Runtime on the CPU with a fixed thread count, on the same letterboxed
+real images, in turns (round robin) so machine noise hits all alike. Reports network p50/p90 per model, the joint
+model's share of the sum of the two single-task models, and the full pipeline split into pre-processing,
+inference and post-processing for the joint model in ONNX Runtime and in PyTorch.
+
+    python benchmarks/onnx_speed.py --weights runs/yoloseg/train/weights/best.pt \
+        --images ../shared/data/camvid/images/val --imgsz 640 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import torch
+from ultralytics.data.augment import LetterBox
+from ultralytics.engine.exporter import Exporter
+from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
+
+from yoloseghw import YOLOSeg
+
+
+def stock_onnx(model: DetectionModel | SemanticSegmentationModel, path: Path, imgsz: int) -> Path:
+    """Export a stock Ultralytics model with Ultralytics' exporter to `path` (FP32, static, batch 1)."""
+    model.pt_path = str(path.with_suffix(".pt"))  # the exporter names its output after this
+    model.task = "semantic" if isinstance(model, SemanticSegmentationModel) else "detect"
+    return Path(Exporter(overrides={"format": "onnx", "imgsz": imgsz, "batch": 1, "device": "cpu"})(model))
+
+
+def session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def letterboxed(images: list[Path], imgsz: int) -> list[np.ndarray]:
+    """The images as network inputs [1,3,imgsz,imgsz] float32 in 0-1 (Ultralytics LetterBox)."""
+    box = LetterBox((imgsz, imgsz), auto=False)
+    out = []
+    for file in images:
+        im = box(image=cv2.imread(str(file)))[..., ::-1].transpose(2, 0, 1)
+        out.append(np.ascontiguousarray(im, dtype=np.float32)[None] / 255)
+    return out
+
+
+def network_latency(sessions: dict[str, ort.InferenceSession], inputs: list[np.ndarray], runs: int, rounds: int):
+    """p50/p90 ms of session.run per model, timed in `rounds` alternating blocks after a warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for name, s in sessions.items():
+        for x in inputs[:5]:
+            s.run(None, {s.get_inputs()[0].name: x})
+    per_round = max(runs // rounds, 1)
+    for r in range(rounds):
+        for name, s in sessions.items():
+            feed_name = s.get_inputs()[0].name
+            for i in range(per_round):
+                x = inputs[(r * per_round + i) % len(inputs)]
+                t = time.perf_counter()
+                s.run(None, {feed_name: x})
+                times[name].append((time.perf_counter() - t) * 1e3)
+    return {name: (statistics.median(t), sorted(t)[int(0.9 * (len(t) - 1))]) for name, t in times.items()}
+
+
+def pipeline_split(weights: Path, images: list[Path], imgsz: int, threads: int) -> dict[str, float]:
+    """Mean ms per image of pre-processing, inference and post-processing through `YOLOSeg.predict`."""
+    model = YOLOSeg(weights)
+    model.predict(images[:3], imgsz=imgsz, threads=threads)  # warm-up
+    model.predict(images, imgsz=imgsz, threads=threads)
+    p = model.predictor
+    return {k: v / p.seen for k, v in p.totals.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, required=True, help="yoloseg best.pt (any family yoloseg supports)")
+    parser.add_argument("--images", type=Path, required=True, help="folder of real images to time on")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per model")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/onnx_speed"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # the PyTorch pipeline row uses the same thread count
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    joint_pt = Path(shutil.copy(args.weights, args.out / "joint.pt"))
+    joint = YOLOSeg(joint_pt)
+    family = joint.model.yaml["yaml_file"]
+    joint_onnx = joint.export(imgsz=args.imgsz)
+    det_nc, seg_nc = len(joint.det_names), len(joint.seg_names)
+    detect_onnx = stock_onnx(DetectionModel(family, nc=det_nc, verbose=False), args.out / "detect.onnx", args.imgsz)
+    semantic_yaml = family.replace(".yaml", "-sem.yaml")
+    semantic = SemanticSegmentationModel(semantic_yaml, nc=seg_nc, verbose=False)
+    semantic_onnx = stock_onnx(semantic, args.out / "semantic.onnx", args.imgsz)
+
+    images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:50]
+    inputs = letterboxed(images, args.imgsz)
+    files = {"joint": joint_onnx, "detect": detect_onnx, "semantic": semantic_onnx}
+    sessions = {name: session(path, args.threads) for name, path in files.items()}
+    latency = network_latency(sessions, inputs, args.runs, args.rounds)
+    ratio = latency["joint"][0] / (latency["detect"][0] + latency["semantic"][0])
+    result = {
+        "command": "python benchmarks/onnx_speed.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
+        "machine": f"{platform.processor() or platform.machine()}, onnxruntime {ort.__version__}",
+        "family": Path(family).stem,
+        "imgsz": args.imgsz,
+        "threads": args.threads,
+        "images": len(images),
+        "latency_ms": {k: {"p50": round(v[0], 2), "p90": round(v[1], 2)} for k, v in latency.items()},
+        "size_mb": {k: round(p.stat().st_size / 2**20, 2) for k, p in files.items()},
+        "joint_over_sum": round(ratio, 3),
+        "pipeline_ms": {
+            "onnxruntime": pipeline_split(joint_onnx, images, args.imgsz, args.threads),
+            "pytorch": pipeline_split(joint_pt, images, args.imgsz, args.threads),
+        },
+    }
+    (args.out / "results.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,411 @@
+"""The `yoloseg` command line: a thin Typer layer over the YOLOSeg facade."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="yoloseg",
+    help="One YOLO network for object detection + semantic segmentation, "
+    "trained from a box-only and a mask-only dataset.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+err = Console(stderr=True, highlight=False)
+
+
+def cli_errors(fn: Callable) -> Callable:
+    """Turn bad input into one line on stderr and exit code 2; Ctrl-C into exit code 130."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from yoloseghw.utils.errors import UserInputError
+
+        try:
+            return fn(*args, **kwargs)
+        except UserInputError as e:
+            err.print(f"[red]Error:[/] {e}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _given(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@cli_errors
+def train(
+    ctx: typer.Context,
+    det: Optional[Path] = typer.Option(None, help="Detection dataset yaml (images + YOLO txt boxes)."),
+    seg: Optional[Path] = typer.Option(None, help="Semantic dataset yaml (images + PNG class masks, 255 = ignore)."),
+    data: Optional[Path] = typer.Option(None, help="A pair yaml (det, seg and options) instead of --det/--seg."),
+    model: str = typer.Option("yolo26n", help="Stock detection model name (yolov8n, yolo11s, yolo26m, ...) or a yaml."),
+    weights: Optional[Path] = typer.Option(None, help="A detection or yoloseg .pt to initialise matching layers from."),
+    schedule: Optional[str] = typer.Option(None, help="alternate (default) | phased | joint."),
+    ratio: Optional[str] = typer.Option(None, help="alternate: auto (default, each set once an epoch) or det:seg."),
+    det_epochs: Optional[int] = typer.Option(None, help="phased: epochs of the detection phase (default: half)."),
+    order: Optional[str] = typer.Option(None, help="phased: det,seg (default) or seg,det."),
+    freeze: Optional[int] = typer.Option(None, help="Freeze the first N layers (phased: in phase two, default 10)."),
+    lr_scale: Optional[float] = typer.Option(None, help="phased: LR multiplier in phase two (default 0.1)."),
+    seg_weight: Optional[float] = typer.Option(None, help="Weight of the segmentation loss (default 1.0)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default 100; 15 for the demo)."),
+    imgsz: Optional[int] = typer.Option(None, help="Train/val image size (default 640; 128 for the demo)."),
+    batch: Optional[int] = typer.Option(None, help="Batch size per task (default 16)."),
+    device: Optional[str] = typer.Option(None, help="cpu, 0, 0,1 (several GPUs: DDP), ... (default: best available)."),
+    workers: Optional[int] = typer.Option(None, help="Dataloader workers per loader."),
+    fraction: Optional[float] = typer.Option(None, help="Fraction of each training set to use."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    lr0: Optional[float] = typer.Option(None, help="Initial LR (used when --optimizer is not auto)."),
+    optimizer: Optional[str] = typer.Option(None, help="auto, SGD, AdamW, ... as in Ultralytics."),
+    patience: Optional[int] = typer.Option(None, help="Early-stop after N epochs without fitness gain."),
+    cache: Optional[str] = typer.Option(None, help="Cache images: ram or disk."),
+    project: str = typer.Option("runs/yoloseg", help="Parent folder of runs."),
+    name: str = typer.Option("train", help="Run name (a new run never overwrites an old one: train-2, train-3, ...)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run: its folder or weights/last.pt."),
+) -> None:
+    """Train on a box dataset and a mask dataset (no data arguments: the built-in demo).
+
+    Any Ultralytics training option can follow as key=value, e.g. `cos_lr=True warmup_epochs=1 amp=False`.
+    """
+    from yoloseghw import YOLOSeg
+    from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
+
+    overrides = {
+        **key_value_overrides(ctx.args),
+        **_given(
+            schedule=schedule,
+            ratio=ratio,
+            det_epochs=det_epochs,
+            order=order,
+            freeze=freeze,
+            lr_scale=lr_scale,
+            seg_weight=seg_weight,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            workers=workers,
+            fraction=fraction,
+            seed=seed,
+            lr0=lr0,
+            optimizer=optimizer,
+            patience=patience,
+            cache=cache,
+        ),
+    }
+    result = YOLOSeg(model).train(
+        det=det,
+        seg=seg,
+        data=data,
+        weights=weights,
+        resume=resume or False,
+        project=project,
+        name=name,
+        **overrides,
+    )
+    m = result.get("metrics")
+    if m:
+        typer.echo(
+            f"Final (best.pt): mAP50 {m[MAP50]:.3f}, mAP50-95 {m[MAP50_95]:.3f}, mIoU {m[MIOU]:.3f}, "
+            f"pixel acc {m[PIXEL_ACC]:.3f}"
+        )
+
+
+def key_value_overrides(items: list[str]) -> dict[str, Any]:
+    """Ultralytics-style `key=value` arguments (as `yolo train` takes them) -> {key: typed value}."""
+    from ultralytics.cfg import parse_key_value_pair
+
+    from yoloseghw.utils.errors import UserInputError
+
+    overrides = {}
+    for item in items:
+        if "=" not in item or item.startswith("-"):
+            raise UserInputError(f"unexpected argument '{item}' (see --help; Ultralytics options go as key=value)")
+        try:
+            key, value = parse_key_value_pair(item)
+        except AssertionError:
+            raise UserInputError(f"'{item}': missing value after '='") from None
+        overrides[key] = value
+    return overrides
+
+
+@app.command()
+@cli_errors
+def val(
+    weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt / last.pt) or exported .onnx."),
+    det: Optional[Path] = typer.Option(None, help="Detection dataset yaml; its val split is used."),
+    seg: Optional[Path] = typer.Option(None, help="Semantic dataset yaml; its val split is used."),
+    imgsz: Optional[int] = typer.Option(None, help="Image size (default: the training size)."),
+    batch: int = typer.Option(16, help="Batch size."),
+    device: str = typer.Option("", help="cpu, 0, ..."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: onnxruntime's)."),
+    conf: Optional[float] = typer.Option(None, help="Detection confidence threshold (default 0.001)."),
+    iou: Optional[float] = typer.Option(None, help="NMS IoU threshold (default 0.7)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write metrics and per-class tables to this file."),
+) -> None:
+    """Evaluate a checkpoint or exported ONNX model on a det and/or seg val set, with per-class tables."""
+    from yoloseghw import YOLOSeg
+
+    result = YOLOSeg(_weights(weights, onnx=True)).val(
+        det=det, seg=seg, imgsz=imgsz, batch=batch, device=device, threads=threads, **_given(conf=conf, iou=iou)
+    )
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+        typer.echo(f"Wrote {json_path}")
+
+
+@app.command()
+@cli_errors
+def predict(
+    source: Optional[str] = typer.Argument(
+        None, help="Image, folder, glob, video, .txt list or camera index (default: an example image)."
+    ),
+    weights: Optional[Path] = typer.Option(None, help="best.pt or an exported .onnx (default: the newest best.pt)."),
+    imgsz: Optional[int] = typer.Option(None, help="Inference size (default: the training or export size)."),
+    conf: float = typer.Option(0.25, help="Detection confidence threshold."),
+    iou: float = typer.Option(0.7, help="NMS IoU threshold."),
+    classes: Optional[str] = typer.Option(None, help="Keep only these detection classes: names or ids, 'car,2'."),
+    max_det: int = typer.Option(300, help="Most boxes per image."),
+    alpha: float = typer.Option(0.5, help="Opacity of the semantic overlay (0-1)."),
+    device: str = typer.Option("", help="cpu, 0, ... (ONNX: CPU, or CUDA/TensorRT when onnxruntime has them)."),
+    threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: onnxruntime's)."),
+    save: bool = typer.Option(True, help="Save annotated images / videos."),
+    save_mask: bool = typer.Option(False, help="Save PNG class maps (ids, 255 = ignore) at the original size."),
+    save_txt: bool = typer.Option(False, help="Save YOLO txt boxes (class x y w h, normalized)."),
+    save_conf: bool = typer.Option(False, help="Add the confidence to each --save-txt row."),
+    json_out: bool = typer.Option(False, "--json", help="Write predictions.jsonl: boxes and class pixel fractions."),
+    project: str = typer.Option("runs/yoloseg", help="Parent folder of prediction runs."),
+    name: str = typer.Option("predict", help="Run name (predict, predict-2, ...)."),
+) -> None:
+    """Detect objects and segment every pixel; draws boxes over a coloured class map with a legend."""
+    from yoloseghw import YOLOSeg
+    from yoloseghw.engine.checkpoint import newest_weights
+    from yoloseghw.utils.console import console
+
+    if weights is None:
+        weights = newest_weights(Path(project))
+        console.print(f"Using {weights}")
+    model = YOLOSeg(_weights(weights, onnx=True))
+    results = model.predict(
+        source,
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        classes=classes,
+        max_det=max_det,
+        device=device,
+        threads=threads,
+        stream=True,
+        save=save,
+        save_mask=save_mask,
+        save_txt=save_txt,
+        save_conf=save_conf,
+        save_json=json_out,
+        alpha=alpha,
+        project=project,
+        name=name,
+        verbose=True,
+    )
+    count = sum(1 for _ in results)
+    console.print(model.predictor.speed_line(), markup=False, soft_wrap=True)
+    if save or save_mask or save_txt or json_out:
+        console.print(f"{count} image(s) or frame(s); results saved to [bold]{model.save_dir}[/]")
+
+
+@app.command()
+@cli_errors
+def export(
+    weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); the ONNX file is written beside it."),
+    format: str = typer.Option("onnx", help="Export format (onnx)."),
+    imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
+    dynamic: bool = typer.Option(False, help="Dynamic batch and image size."),
+    simplify: bool = typer.Option(False, help="Simplify the graph with onnxslim."),
+    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the newest Ultralytics trusts)."),
+    batch: int = typer.Option(1, help="Batch size of a static export."),
+    semantic: str = typer.Option("classmap", help="classmap: uint8 [B,H,W] ids; logits: float [B,nc,H,W]."),
+    verify: Optional[str] = typer.Option(
+        None, help="Images (file, folder, glob) to check the export against PyTorch on; exit 1 if they disagree."
+    ),
+) -> None:
+    """Export to ONNX with two outputs, `detections` and `semantic`, and both class lists in its metadata."""
+    from yoloseghw import YOLOSeg
+    from yoloseghw.utils.console import console
+
+    model = YOLOSeg(_weights(weights, onnx=False))
+    if verify:
+        from yoloseghw.data.sources import open_source
+
+        open_source(verify, flag="--verify").close()  # a bad --verify source fails before the export, not after
+    path = model.export(
+        format, imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch, semantic=semantic
+    )
+    size = path.stat().st_size / 2**20
+    console.print(
+        f"Exported {path} ({size:.1f} MB)\nPredict: yoloseg predict IMAGE --weights {path}\n"
+        f"Validate: yoloseg val --weights {path} --det DET.yaml --seg SEG.yaml",
+        markup=False,
+        soft_wrap=True,
+    )
+    if verify:
+        from yoloseghw.engine.parity import agrees
+
+        report = model.compare_with(path, verify)
+        console.print(
+            f"Verified on {report['images']} images: {report['boxes_matched']}/{report['boxes']} boxes matched "
+            f"(IoU > 0.99, class agreement {report['class_agreement']:.1%}), "
+            f"{report['mask_agreement']:.3%} of mask pixels identical",
+            soft_wrap=True,
+        )
+        if not agrees(report):
+            console.print("[red]The export disagrees with PyTorch beyond the tolerances.[/]")
+            raise typer.Exit(1)
+
+
+@app.command()
+@cli_errors
+def info(weights: Path = typer.Argument(..., help="yoloseg checkpoint (.pt) or exported .onnx.")) -> None:
+    """Show a model's two class lists, size and training metrics (ONNX: its input and outputs)."""
+    from rich.table import Table
+
+    from yoloseghw import YOLOSeg
+    from yoloseghw.utils.console import console
+
+    summary = YOLOSeg(_weights(weights, onnx=True)).info()
+    table = Table(show_header=False, title=str(weights), title_justify="left")
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@data_app.command("demo")
+@cli_errors
+def data_demo(
+    directory: Path = typer.Argument(..., help="Output folder (gets demo-det/ and demo-seg/)."),
+    train_images: int = typer.Option(200, help="Training images per dataset."),
+    val_images: int = typer.Option(50, help="Validation images per dataset."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Write the built-in synthetic demo pair: a box-only set and a mask-only set."""
+    from yoloseghw.data.demo import make_demo
+    from yoloseghw.utils.errors import UserInputError
+
+    if any((directory / d).exists() for d in ("demo-det", "demo-seg")):
+        raise UserInputError(f"{directory} already holds demo data; choose an empty folder")
+    det, seg = make_demo(directory, train_images, val_images, seed)
+    typer.echo(f"Wrote {det} and {seg}\nTrain: yoloseg train --det {det} --seg {seg}")
+
+
+@data_app.command("convert")
+@cli_errors
+def data_convert(
+    source: Path = typer.Argument(..., help="Source dataset: a folder (a COCO .json or YOLO .yaml file also works)."),
+    fmt: str = typer.Option(
+        ...,
+        "--from",
+        help="Boxes: voc | coco | yolo. Masks: voc-seg | cityscapes | ade20k | camvid | camvid32 | masks.",
+    ),
+    to: Path = typer.Option(..., "--to", help="Output folder (gets images/, labels/ or masks/, and <name>.yaml)."),
+    classes: Optional[str] = typer.Option(
+        None,
+        help="Keep/rename/merge classes, in this order: "
+        "'car,person=pedestrian' or a .txt/.yaml/.json file "
+        "(see docs/data.md).",
+    ),
+    val: float = typer.Option(0.2, help="Val fraction drawn from train when the source has no val split."),
+    seed: int = typer.Option(0, help="Random seed of that split."),
+    name: Optional[str] = typer.Option(None, help="Name of the yaml (default: the output folder's name)."),
+    link: bool = typer.Option(False, help="Hard-link images instead of copying them (copies across file systems)."),
+    force: bool = typer.Option(False, help="Replace the dataset in a non-empty output folder."),
+) -> None:
+    """Convert a VOC/COCO/YOLO box dataset or a VOC/Cityscapes/ADE20K/CamVid/index-mask dataset for `yoloseg train`."""
+    from yoloseghw.data.tools import DET_FORMATS, convert
+    from yoloseghw.utils.console import console
+
+    result = convert(fmt, source, to, classes=classes, val=val, seed=seed, name=name, force=force, link=link)
+    counts = ", ".join(
+        f"{s} {n} images" + (f" / {result.boxes[s]} boxes" if result.boxes else "")
+        for s, n in sorted(result.images.items(), key=lambda kv: ("train", "val", "test").index(kv[0]))
+    )
+    for note in result.notes:
+        console.print(f"Note: {note}", soft_wrap=True, markup=False)
+    shown = ", ".join(result.names[:12]) + (", ..." if len(result.names) > 12 else "")
+    flag = "--det" if fmt in DET_FORMATS else "--seg"
+    console.print(
+        f"Wrote {result.yaml}: {counts}; {len(result.names)} classes: {shown}\n"
+        f"Check: yoloseg data check {result.yaml}\nTrain: yoloseg train {flag} {result.yaml} ...",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+@data_app.command("check")
+@cli_errors
+def data_check(
+    yamls: list[Path] = typer.Argument(..., help="A detection and/or a semantic dataset yaml (one or two)."),
+) -> None:
+    """Check datasets: counts, class histograms, bad files and ids, image sizes, duplicates (exit 1 on errors)."""
+    from yoloseghw.data.tools.check import check_dataset, print_overlap, print_report
+    from yoloseghw.utils.console import console
+    from yoloseghw.utils.errors import UserInputError
+
+    if len(yamls) > 2:
+        raise UserInputError(f"data check takes one or two dataset yamls, got {len(yamls)}")
+    reports = [check_dataset(path) for path in yamls]
+    for report in reports:
+        print_report(report, console)
+    if len(reports) == 2:
+        print_overlap(*reports, console)
+    if any(r.errors for r in reports):
+        raise typer.Exit(1)
+
+
+@data_app.command("show")
+@cli_errors
+def data_show(
+    yaml: Path = typer.Argument(..., help="A detection or semantic dataset yaml."),
+    split: str = typer.Option("train", help="Split to draw from: train, val or test."),
+    n: int = typer.Option(16, "--n", help="Number of random images."),
+    out: Path = typer.Option(Path("grid.png"), help="Output PNG."),
+    seed: int = typer.Option(0, help="Random seed of the sample."),
+    imgsz: int = typer.Option(320, help="Size of one grid cell in pixels."),
+) -> None:
+    """Draw random samples with their boxes or a mask overlay and a class legend into a PNG grid."""
+    from yoloseghw.data.tools.show import show
+
+    path, count, (width, height) = show(yaml, split=split, n=n, out=out, seed=seed, imgsz=imgsz)
+    typer.echo(f"Wrote {path}: {count} {split} images of {yaml.name}, {width}x{height} px")
+
+
+def _weights(path: Path, onnx: bool) -> str:
+    """A .pt (or, where `onnx`, .onnx) weights path, checked for existence and suffix before loading."""
+    from yoloseghw.utils.errors import UserInputError
+
+    if not path.is_file():
+        raise UserInputError(f"--weights: file not found: {path}")
+    suffixes = {".pt", ".pth", ".onnx"} if onnx else {".pt", ".pth"}
+    if path.suffix not in suffixes:
+        kind = "a PyTorch checkpoint (.pt) or an ONNX model (.onnx)" if onnx else "a PyTorch checkpoint (.pt)"
+        raise UserInputError(f"--weights: {path} is not {kind}")
+    return str(path)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,124 @@
+"""The two dataset configs (boxes-only and masks-only), their datasets and loaders, with strict label checks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from ultralytics.data.build import build_dataloader
+from ultralytics.data.dataset import SemanticDataset, YOLODataset
+from ultralytics.data.utils import check_det_dataset
+from ultralytics.utils import YAML, colorstr
+
+from yoloseghw.data.multitask import task_args
+from yoloseghw.utils.console import warn
+from yoloseghw.utils.errors import UserInputError
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in Ultralytics' log prefixes
+FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids")
+
+
+def load_data_config(path: str | Path, task: str) -> dict[str, Any]:
+    """Parse and resolve a detection ('det') or semantic ('seg') dataset yaml; never runs its `download:` key."""
+    flag = f"--{task}"
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{flag}: dataset yaml not found: {path}")
+    try:
+        raw = YAML.load(path)
+    except Exception as e:
+        raise UserInputError(f"{flag}: {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UserInputError(f"{flag}: {path} is not an Ultralytics dataset yaml (expected a mapping)")
+    if task == "det" and raw.get("masks_dir"):
+        raise UserInputError(f"--det: {path} is a semantic dataset (it has 'masks_dir'); pass it as --seg")
+    if task == "seg" and not raw.get("masks_dir"):
+        raise UserInputError(
+            f"--seg: {path} has no 'masks_dir' key, so it is not a semantic mask dataset; pass it as --det"
+        )
+    try:
+        data = check_det_dataset(str(path), autodownload=False)
+    except Exception as e:
+        message = " ".join(str(e).replace("❌", "").split()) or type(e).__name__
+        raise UserInputError(f"{flag}: {path}: {message.split(' Note ')[0]}") from None
+    data["yaml_path"] = str(path)
+    return data
+
+
+class _ScanReport:
+    """Mixin keeping the messages of Ultralytics' label scan so bad labels can be made fatal."""
+
+    scan_messages: list[str]
+
+    def _load_or_scan_cache(self, cache_path: Path, cache_hash: str) -> tuple[dict, bool]:
+        cache, exists = super()._load_or_scan_cache(cache_path, cache_hash)
+        self.scan_messages = list(cache.get("msgs", []))
+        return cache, exists
+
+
+class DetDataset(_ScanReport, YOLODataset):
+    """Ultralytics YOLODataset (images + YOLO txt boxes) that reports its scan messages."""
+
+
+class SegDataset(_ScanReport, SemanticDataset):
+    """Ultralytics SemanticDataset (images + PNG class masks, 255 = ignore) that reports its scan messages."""
+
+
+def build_dataset(
+    args: Any, data: dict, split: str, task: str, stride: int, batch: int, rect: bool | None = None
+) -> YOLODataset:
+    """Build the train (augmented) or val dataset for one task, raising UserInputError on bad labels.
+
+    `rect` (default: val only) batches images of similar aspect ratio into rectangles instead of squares.
+    """
+    flag, mode = f"--{task}", "train" if split == "train" else "val"
+    img_path = data.get(split)
+    if not img_path:
+        raise UserInputError(f"{flag}: {data['yaml_path']} has no '{split}' split")
+    sub = task_args(args, task)
+    cls = DetDataset if task == "det" else SegDataset
+    try:
+        dataset = cls(
+            img_path=img_path,
+            imgsz=sub.imgsz,
+            batch_size=batch,
+            augment=mode == "train",
+            hyp=sub,
+            rect=mode == "val" if rect is None else rect,
+            cache=sub.cache or None,
+            single_cls=False,
+            stride=stride,
+            pad=0.0 if (task == "seg" or mode == "train") else 0.5,
+            prefix=colorstr(f"{task} {mode}: "),
+            task=sub.task,
+            classes=None,
+            data=data,
+            fraction=sub.fraction if mode == "train" else 1.0,
+        )
+    except (FileNotFoundError, RuntimeError, AssertionError) as e:
+        first = " ".join(str(e).split("\n")[0].split())
+        raise UserInputError(f"{flag}: {split} split of {data['yaml_path']}: {first or 'no images'}") from None
+    check_scan(dataset, flag, split)
+    return dataset
+
+
+def check_scan(dataset: YOLODataset, flag: str, split: str) -> None:
+    """Fail on out-of-range class ids or mask values; report images that were skipped as corrupt."""
+    messages = [ANSI.sub("", m) for m in getattr(dataset, "scan_messages", [])]
+    fatal = [m for m in messages if any(key in m for key in FATAL_SCAN_MESSAGES)]
+    if fatal:
+        more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
+        detail = fatal[0].split(": ignoring corrupt image/", 1)[-1]
+        file = fatal[0].split(": ignoring")[0].split(": ", 1)[-1].strip()
+        raise UserInputError(f"{flag}: {split} split, {file}: {detail}{more}")
+    if messages:
+        warn(f"{flag}: skipped {len(messages)} unreadable or corrupt {split} images (first: {messages[0]})")
+    if len(dataset) == 0:
+        raise UserInputError(f"{flag}: {split} split of {dataset.data['yaml_path']} has no usable images")
+
+
+def build_loader(dataset: YOLODataset, batch: int, workers: int, shuffle: bool, rank: int = -1):
+    """Ultralytics dataloader for a dataset (its own collate_fn; a DistributedSampler when `rank` >= 0)."""
+    return build_dataloader(dataset, batch, workers, shuffle=shuffle, rank=rank, pin_memory=torch.cuda.is_available())

@@ -1,0 +1,132 @@
+"""ONNX export of a DetSegModel: Ultralytics' Exporter prepares the model; the ONNX step names both outputs.
+
+The file carries everything needed to run it without the checkpoint: both class lists, imgsz, stride, batch, the
+model family and whether detections are end-to-end (no NMS needed) or raw (NMS after the network).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ultralytics.engine.exporter import Exporter
+
+from yoloseghw import __version__
+from yoloseghw.nn.tasks import DetSegModel
+from yoloseghw.utils.console import console
+from yoloseghw.utils.errors import UserInputError
+
+METADATA_KEY = "yoloseg"  # present in every yoloseg ONNX file; its value is the yoloseg version that wrote it
+SEMANTIC_OUTPUTS = ("classmap", "logits")
+
+
+class DetSegExporter(Exporter):
+    """Ultralytics' Exporter with an ONNX step for two named outputs: `detections` and `semantic`.
+
+    Ultralytics names and makes dynamic only `output0` (and a segment model's protos); here both outputs get names,
+    dynamic axes with `dynamic=True`, and metadata with the two class lists.
+    """
+
+    def __init__(self, semantic: str = "classmap", **overrides: Any):
+        super().__init__(overrides={**overrides, "format": "onnx"})
+        self.semantic = semantic
+
+    def export_onnx(self, prefix: str = "ONNX:") -> str:
+        """Trace to ONNX (optionally slim it) and write the yoloseg metadata; returns the file path."""
+        import onnx
+        from ultralytics.utils.export.engine import best_onnx_opset, torch2onnx
+
+        opset = self.args.opset or best_onnx_opset(onnx)
+        if opset < 11:
+            raise UserInputError(f"--opset: yoloseg models need opset 11 or newer, got {opset}")
+        head = self.model.semantic
+        head.format = "onnx" if self.semantic == "classmap" else None  # None: upsampled logits, no in-graph argmax
+        dynamic = None
+        if self.args.dynamic:
+            semantic_axes = (
+                {0: "batch", 1: "height", 2: "width"}
+                if self.semantic == "classmap"
+                else {0: "batch", 2: "height", 3: "width"}
+            )
+            dynamic = {
+                "images": {0: "batch", 2: "height", 3: "width"},
+                "detections": {0: "batch"} if self.model.end2end else {0: "batch", 2: "anchors"},
+                "semantic": semantic_axes,
+            }
+        f = self.file.with_suffix(".onnx")
+        tmp = f.with_name(f".{f.stem}.{os.getpid()}.tmp.onnx")  # an earlier export survives a failed one
+        try:
+            torch2onnx(self.model, self.im, str(tmp), opset, ["images"], ["detections", "semantic"], dynamic)
+            model_onnx = onnx.load(str(tmp))
+            if self.args.simplify:
+                import onnxslim
+
+                model_onnx = onnxslim.slim(model_onnx)
+            for key, value in {**self.metadata, **self.yoloseg_metadata(opset)}.items():
+                meta = model_onnx.metadata_props.add()
+                meta.key, meta.value = key, str(value)
+            model_onnx.ir_version = min(model_onnx.ir_version, 10)  # onnxruntime reads IR <= 10
+            onnx.save(model_onnx, str(tmp))
+            os.replace(tmp, f)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return str(f)
+
+    def yoloseg_metadata(self, opset: int) -> dict[str, Any]:
+        """Keys that make the ONNX file self-describing for `yoloseg predict/val`."""
+        model: DetSegModel = self.model
+        return {
+            METADATA_KEY: __version__,
+            "task": "detect+semantic",
+            "description": f"yoloseg {self.pretty_name} detection + semantic segmentation model",
+            "author": "yoloseg",
+            "license": "AGPL-3.0",
+            "family": Path(str(model.yaml.get("yaml_file", "custom"))).stem,
+            "det_names": dict(model.det_names),
+            "seg_names": dict(model.seg_names),
+            "semantic_output": self.semantic,
+            "dynamic": bool(self.args.dynamic),
+            "opset": opset,
+        }
+
+
+def export_onnx(
+    model: DetSegModel,
+    weights: str | Path,
+    *,
+    imgsz: int,
+    dynamic: bool = False,
+    simplify: bool = False,
+    opset: int | None = None,
+    batch: int = 1,
+    semantic: str = "classmap",
+    device: str = "cpu",
+) -> Path:
+    """Export `model` (loaded from `weights`) to `<weights stem>.onnx` beside it; returns the ONNX path."""
+    if semantic not in SEMANTIC_OUTPUTS:
+        raise UserInputError(f"--semantic: expected one of {', '.join(SEMANTIC_OUTPUTS)}, got '{semantic}'")
+    if batch < 1:
+        raise UserInputError(f"--batch must be at least 1, got {batch}")
+    if simplify:
+        try:
+            import onnxslim  # noqa: F401
+        except ImportError:
+            raise UserInputError("--simplify needs the onnxslim package: pip install onnxslim") from None
+    model.pt_path = str(weights)  # the Exporter names its output after this file
+    model.task = "detect"  # the Exporter's per-task switches: treat it as a detector, the semantic head is ours
+    exporter = DetSegExporter(
+        semantic=semantic,
+        imgsz=imgsz,
+        dynamic=dynamic,
+        simplify=simplify,
+        opset=opset,
+        batch=batch,
+        device=device,
+        nms=False if model.end2end else None,  # False keeps a YOLO26 head end-to-end (no NMS), as in PyTorch
+    )
+    with console.status(f"Exporting {weights} to ONNX ..."):
+        try:
+            return Path(exporter(model))
+        except (ValueError, AssertionError) as e:
+            raise UserInputError(f"export: {' '.join(str(e).split())}") from None

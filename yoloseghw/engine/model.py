@@ -1,0 +1,471 @@
+"""YOLOSeg: the Python facade, mirroring Ultralytics' `YOLO` (train / val / predict / export / info)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ultralytics.cfg import get_cfg
+from ultralytics.utils import DEFAULT_CFG, RANK, callbacks
+from ultralytics.utils.files import increment_path
+
+from yoloseghw.data.dataset import load_data_config
+from yoloseghw.data.demo import make_demo
+from yoloseghw.data.pair import PAIR_FILE, read_pair, write_pair
+from yoloseghw.engine.checkpoint import (
+    checkpoint_metrics,
+    checkpoint_model,
+    is_legacy_resumable,
+    load_model,
+    read_checkpoint,
+    trained_epochs,
+    upgrade_legacy_resumable,
+)
+from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
+from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
+from yoloseghw.utils.console import console, ultralytics_log
+from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
+from yoloseghw.utils.options import PHASED_FREEZE, check_options
+from yoloseghw.utils.report import print_val_report
+
+if TYPE_CHECKING:
+    from yoloseghw.engine.results import DetSegResult
+
+DEMO_DIR = Path("datasets") / "yoloseg-demo"
+METRIC_PREFIXES = ("metrics/", "fitness")
+DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16, "nbs": 16}  # nbs=batch: an optimizer step per batch
+
+
+class YOLOSeg:
+    """One YOLO network for detection + semantic segmentation.
+
+    `YOLOSeg("yolo26n")` builds an untrained model from a stock detection yaml (any family and scale n/s/m/l/x) or a
+    user yaml; `YOLOSeg("best.pt")` loads a yoloseg checkpoint.
+    """
+
+    def __init__(self, model: str | Path = "yolo26n"):
+        self.model: DetSegModel | None = None
+        self.onnx: OnnxBackend | None = None
+        self.ckpt: dict[str, Any] = {}
+        self.weights: Path | None = None
+        self._fused: tuple[DetSegModel, str, TorchBackend] | None = None
+        self.callbacks = callbacks.get_default_callbacks()
+        self.trainer = None
+        if str(model).endswith((".pt", ".pth")):
+            self.model, self.ckpt = load_model(model)
+            self.cfg, self.weights = self.model.yaml, Path(model)
+        elif str(model).endswith(".onnx"):
+            self.onnx, self.weights, self.cfg = OnnxBackend(model), Path(model), None
+        else:
+            self.cfg = load_model_cfg(model)
+
+    # ------------------------------------------------------------------ info
+    @property
+    def det_names(self) -> dict[int, str]:
+        return self.onnx.det_names if self.onnx else self._require_model().det_names
+
+    @property
+    def seg_names(self) -> dict[int, str]:
+        return self.onnx.seg_names if self.onnx else self._require_model().seg_names
+
+    def _train_imgsz(self) -> int:
+        """The image size the checkpoint was trained at, or the ONNX model was exported at (640 when unknown)."""
+        if self.onnx:
+            return int(self.onnx.metadata["imgsz"][0])
+        return int(self.ckpt.get("train_args", {}).get("imgsz", 640))
+
+    def _require_model(self) -> DetSegModel:
+        if self.onnx is not None:
+            raise UserInputError(f"--weights: {self.weights} is an ONNX model; this needs the PyTorch checkpoint (.pt)")
+        if self.model is None:
+            raise UserInputError("this YOLOSeg has no trained weights yet; train it or load a .pt checkpoint")
+        return self.model
+
+    def _backend(self, device: str = "", threads: int | None = None) -> TorchBackend | OnnxBackend:
+        """The PyTorch model (a fused copy) or the ONNX Runtime session, on `device` with `threads` for ORT."""
+        if self.onnx is None:
+            model = self._require_model()
+            if self._fused is None or self._fused[:2] != (model, str(device)):  # one fused copy per model and device
+                self._fused = (model, str(device), TorchBackend(model, device, fuse=True))
+            return self._fused[2]
+        if (threads, str(device)) != (self.onnx.threads, self.onnx.device_request):  # one session per setting
+            self.onnx = OnnxBackend(self.weights, device, threads)
+        return self.onnx
+
+    def info(self) -> dict[str, Any]:
+        """Summary of the model: class lists, parameters, GFLOPs, training epoch and metrics when known."""
+        from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+        if self.onnx:
+            meta = self.onnx.metadata
+            return {
+                "architecture": meta["family"],
+                "det_names": self.onnx.det_names,
+                "seg_names": self.onnx.seg_names,
+                "input": "dynamic" if self.onnx.dynamic else f"{(self.onnx.batch, 3, *self.onnx.imgsz)}",
+                "detections": "end-to-end (no NMS)" if self.onnx.end2end else "raw (NMS after the network)",
+                "semantic output": meta["semantic_output"],
+                "providers": ", ".join(self.onnx.providers),
+            }
+        model = self._require_model()
+        imgsz = self._train_imgsz()
+        return {
+            "architecture": Path(str(model.yaml.get("yaml_file", "custom"))).stem,
+            "det_names": dict(model.det_names),
+            "seg_names": dict(model.seg_names),
+            "parameters": get_num_params(model),
+            f"GFLOPs@{imgsz}": round(get_flops(model, imgsz), 2),
+            "epochs trained": trained_epochs(self.ckpt),
+            "metrics": {k: v for k, v in checkpoint_metrics(self.ckpt).items() if k.startswith(METRIC_PREFIXES)},
+            "version": self.ckpt.get("version"),
+            "date": self.ckpt.get("date"),
+        }
+
+    # ------------------------------------------------------------------ callbacks
+    def add_callback(self, event: str, fn: Callable) -> None:
+        """Add `fn(trainer)` to an Ultralytics callback event ('on_train_epoch_end', 'on_fit_epoch_end', ...)."""
+        if event not in self.callbacks:
+            raise UserInputError(f"unknown callback event '{event}' (events: {', '.join(self.callbacks)})")
+        self.callbacks[event].append(fn)
+
+    def clear_callback(self, event: str) -> None:
+        """Remove every callback of an event."""
+        self.callbacks[event] = []
+
+    # ------------------------------------------------------------------ train
+    def train(
+        self,
+        det: str | Path | None = None,
+        seg: str | Path | None = None,
+        *,
+        data: str | Path | None = None,
+        weights: str | Path | None = None,
+        resume: bool | str | Path = False,
+        project: str | Path = "runs/yoloseg",
+        name: str = "train",
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Train on a box-only dataset (`det` yaml) and a mask-only dataset (`seg` yaml), or a pair yaml (`data`).
+
+        With no data at all, a built-in synthetic demo pair is generated and used. yoloseg's options (schedule,
+        ratio, det_epochs, order, lr_scale, seg_weight) and every Ultralytics training option (epochs, imgsz, batch,
+        device, lr0, cos_lr, freeze, amp, patience, ...) go in as keywords. Training runs on Ultralytics' trainer
+        (`DetSegTrainer`), with the callbacks added by `add_callback`. Returns best.pt's metrics and per-class tables.
+        """
+        from yoloseghw.engine.trainer import DetSegTrainer
+
+        if self.onnx:
+            raise UserInputError(f"{self.weights} is an ONNX model and cannot be trained; train from the .pt file")
+        options = {k: overrides.pop(k) for k in list(overrides) if k in OPTION_DEFAULTS}
+        if resume:
+            trainer = self._resume_trainer(resume, det, seg, overrides)
+        else:
+            pair, overrides = self._pair_for(det, seg, data, options, overrides)
+            args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
+            opts = check_options(pair, args.epochs)
+            torch_device(args.device)  # an unavailable --device is one line, before any run folder
+            if args.rect and opts["schedule"] == "joint":
+                raise UserInputError("rect=True cannot train the joint schedule (a joint step needs one image size)")
+            if opts["schedule"] == "phased" and "freeze" not in overrides:
+                overrides["freeze"] = PHASED_FREEZE
+            load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")  # fail before any folder
+            source = self._source_model(weights)
+            save_dir = increment_path(Path(project) / name, exist_ok=False, sep="-", mkdir=True)
+            pair_yaml = write_pair(save_dir / PAIR_FILE, opts["det"], opts["seg"], opts)
+            overrides = {**overrides, "data": str(pair_yaml), "save_dir": str(save_dir), "model": self._model_name()}
+            trainer = _new_trainer(DetSegTrainer, overrides, self.callbacks, save_dir)
+            if weights:  # initialise a model built from --model with what fits (Ultralytics' BaseModel.load)
+                trainer.model = trainer.get_model(cfg=self.cfg, weights=source, transfer=True)
+            else:  # fine-tune this checkpoint's own module, or start from scratch
+                trainer.model = trainer.get_model(cfg=self.cfg, weights=source)
+        self.trainer = trainer
+        _train_or_clean_up(trainer)
+        if RANK not in {-1, 0}:
+            return {}
+        final = trainer.best if trainer.best.exists() else trainer.last  # a resumed run may never beat its best
+        self.model, self.ckpt = load_model(final)
+        self.weights = final
+        result = {"metrics": trainer.validator.results, "classes": trainer.validator.class_tables()}
+        print_val_report(result)
+        return result
+
+    def _pair_for(
+        self, det: Any, seg: Any, data: Any, options: dict[str, Any], overrides: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pair (det, seg and options) to train on: `data`, or `det`+`seg`, or the generated demo."""
+        if data is not None:
+            if det is not None or seg is not None:
+                raise UserInputError("give either --data (a pair yaml) or --det and --seg, not both")
+            return {**read_pair(data), **options}, overrides
+        if (det is None) != (seg is None):
+            raise UserInputError("give both --det and --seg (or neither, to train on the built-in demo)")
+        if det is None:
+            det, seg = make_demo_if_missing(DEMO_DIR)
+            overrides = {**DEMO_DEFAULTS, **overrides}
+        return {"det": str(det), "seg": str(seg), **options}, overrides
+
+    def _source_model(self, weights: str | Path | None) -> Any:
+        """What the new run starts from: `weights` (any Ultralytics detection or yoloseg .pt), this model, or None."""
+        if weights:
+            model = checkpoint_model(read_checkpoint(weights)).float()
+            model.pt_path = str(weights)
+            return model
+        return self.model
+
+    def _model_name(self) -> str:
+        """The model as Ultralytics' `model` arg records it: the checkpoint, or the yaml/name it was built from."""
+        if self.weights:
+            return str(self.weights)
+        return str(self.cfg.get("yaml_file", "custom.yaml"))
+
+    def _resume_trainer(self, resume: bool | str | Path, det: Any, seg: Any, overrides: dict[str, Any]):
+        """A trainer that continues `<run>/weights/last.pt` in its own run folder (a 0.1.0 last.pt is upgraded)."""
+        from yoloseghw.engine.trainer import DetSegTrainer
+
+        if isinstance(resume, bool):
+            raise UserInputError("--resume: give the interrupted run's weights/last.pt (or its run directory)")
+        path = Path(resume)
+        if path.is_dir():
+            path = path / "weights" / "last.pt"
+        ckpt = read_checkpoint(path, flag="--resume")
+        legacy = is_legacy_resumable(ckpt)
+        if not legacy and not ckpt.get("optimizer"):
+            raise UserInputError(f"--resume: {path} has no resumable state (the run finished, or it is not last.pt)")
+        if not isinstance(checkpoint_model(ckpt), DetSegModel):
+            raise UserInputError(f"--resume: {path} is not a yoloseg checkpoint")
+        run = path.parent.parent
+        if legacy:
+            if path.parent.name != "weights":
+                raise UserInputError(f"--resume: {path} must stay at <run>/weights/last.pt to be resumed")
+            options = ckpt["options"]
+            write_pair(run / PAIR_FILE, det or options["det"], seg or options["seg"], options)
+            upgrade_legacy_resumable(path, ckpt, run / PAIR_FILE)
+            console.print(
+                f"Upgraded {path} (yoloseg {ckpt.get('version')}) to resume it; the original is last-0.1.0.pt"
+            )
+        elif det is not None or seg is not None:  # new data locations: a new pair yaml with the run's options
+            previous = read_pair(ckpt["train_args"]["data"]) if Path(ckpt["train_args"]["data"]).is_file() else {}
+            pair = {**previous, **{k: v for k, v in (("det", det), ("seg", seg)) if v is not None}}
+            overrides["data"] = str(write_pair(run / PAIR_FILE, pair["det"], pair["seg"], pair))
+        ultralytics_args({k: v for k, v in overrides.items()}, "train")  # one-line errors for bad values
+        trainer = _new_trainer(DetSegTrainer, {**overrides, "resume": str(path), "model": str(path)}, self.callbacks)
+        console.print(f"Resuming {trainer.save_dir} from {path}")
+        return trainer
+
+    # ------------------------------------------------------------------ val
+    def val(
+        self,
+        det: str | Path | None = None,
+        seg: str | Path | None = None,
+        *,
+        imgsz: int | None = None,
+        batch: int = 16,
+        device: str = "",
+        threads: int | None = None,
+        save_dir: str | Path | None = None,
+        verbose: bool = True,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Evaluate on a detection val set and/or a semantic val set; returns metrics and per-class tables.
+
+        With an ONNX model, ONNX Runtime runs it (`threads` sets its thread count); a static-shape export is
+        evaluated at its own image size and batch.
+        """
+        from yoloseghw.engine.predictor import input_size
+        from yoloseghw.engine.validator import DetSegValidator
+
+        if det is None and seg is None:
+            raise UserInputError("give --det and/or --seg to validate on")
+        det_data = load_data_config(det, "det") if det else None
+        seg_data = load_data_config(seg, "seg") if seg else None
+        self._check_names(det_data, seg_data)
+        backend = self._backend(device, threads)
+        imgsz = input_size(backend, imgsz or self._train_imgsz())
+        batch = backend.batch or batch
+        args = ultralytics_args({**overrides, "imgsz": imgsz, "batch": batch, "device": device, "plots": False}, "val")
+        validator = DetSegValidator(args, det_data, seg_data, backend.stride, Path(save_dir or "."), backend.dynamic)
+        metrics = validator.run(backend)
+        result = {"metrics": metrics, "classes": validator.class_tables()}
+        if verbose:
+            print_val_report(result)
+        return result
+
+    def _check_names(self, det_data: dict | None, seg_data: dict | None) -> None:
+        for flag, data, names in (("--det", det_data, self.det_names), ("--seg", seg_data, self.seg_names)):
+            if data is not None and len(data["names"]) != len(names):
+                raise UserInputError(
+                    f"{flag}: {data['yaml_path']} has {len(data['names'])} classes but the model's "
+                    f"{'detection' if flag == '--det' else 'segmentation'} head has {len(names)}"
+                )
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        source: Any = None,
+        *,
+        imgsz: int | None = None,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        classes: list[int | str] | str | None = None,
+        max_det: int = 300,
+        device: str = "",
+        threads: int | None = None,
+        stream: bool = False,
+        save: bool = False,
+        save_mask: bool = False,
+        save_txt: bool = False,
+        save_conf: bool = False,
+        save_json: bool = False,
+        alpha: float = 0.5,
+        project: str | Path = "runs/yoloseg",
+        name: str = "predict",
+        verbose: bool = False,
+    ) -> list[DetSegResult] | Iterator[DetSegResult]:
+        """Detect and segment an image, folder, glob, video, camera index or in-memory image(s).
+
+        Returns one DetSegResult per image or frame (`.boxes`, `.semantic_mask`, `.plot()`), or a generator with
+        `stream=True`. With any `save*` option the outputs go to a new `project/name` folder (`self.save_dir`).
+        No source: an example image shipped with Ultralytics.
+        """
+        from yoloseghw.engine.predictor import DetSegPredictor, PredictionWriter
+
+        if not 0 <= conf <= 1 or not 0 <= iou <= 1 or not 0 <= alpha <= 1:
+            raise UserInputError(f"--conf, --iou and --alpha must be between 0 and 1 (got {conf}, {iou}, {alpha})")
+        backend = self._backend(device, threads)
+        imgsz = imgsz or self._train_imgsz()
+        predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det)
+        writer = None
+        if save or save_mask or save_txt or save_json:
+            self.save_dir = increment_path(Path(project) / name, exist_ok=False, mkdir=True)
+            writer = PredictionWriter(self.save_dir, save, save_mask, save_txt, save_conf, save_json, alpha)
+        self.predictor = predictor
+        results = predictor.stream(source, writer, progress=verbose)
+        return results if stream else list(results)
+
+    # ------------------------------------------------------------------ export
+    def export(
+        self,
+        format: str = "onnx",
+        *,
+        imgsz: int | None = None,
+        dynamic: bool = False,
+        simplify: bool = False,
+        opset: int | None = None,
+        batch: int = 1,
+        semantic: str = "classmap",
+        device: str = "cpu",
+    ) -> Path:
+        """Export to ONNX beside the checkpoint (best.pt -> best.onnx): outputs `detections` and `semantic`.
+
+        `semantic='classmap'` bakes the argmax into the graph (uint8 [B,H,W]); 'logits' gives [B,nc,H,W] floats.
+        """
+        from yoloseghw.engine.exporter import export_onnx
+        from yoloseghw.engine.predictor import round_to_stride
+
+        if format.lower() != "onnx":
+            raise UserInputError(f"--format: only onnx is supported, got '{format}'")
+        model = self._require_model()
+        imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
+        return export_onnx(
+            model,
+            self.weights,
+            imgsz=imgsz,
+            dynamic=dynamic,
+            simplify=simplify,
+            opset=opset,
+            batch=batch,
+            semantic=semantic,
+            device=device,
+        )
+
+    def compare_with(
+        self, other: str | Path, source: Any, conf: float = 0.25, threads: int | None = None
+    ) -> dict[str, Any]:
+        """Predict `source` with this model and with `other` (e.g. its ONNX export) at the other's image size and
+        report how well they agree (see `parity.compare_predictions`)."""
+        from yoloseghw.engine.parity import compare_predictions
+
+        twin = YOLOSeg(other)
+        imgsz = twin._train_imgsz()
+        mine = self.predict(source, imgsz=imgsz, conf=conf, threads=threads)
+        theirs = twin.predict(source, imgsz=imgsz, conf=conf, threads=threads)
+        return compare_predictions(mine, theirs, conf)
+
+
+def class_ids(classes: list[int | str] | str | None, names: dict[int, str]) -> list[int] | None:
+    """Detection class filter from ids and/or names ('car,2' or ['car', 2]); UserInputError for unknown ones."""
+    if classes is None or classes == "" or classes == []:
+        return None
+    items = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else list(classes)
+    by_name = {v: k for k, v in names.items()}
+    ids = []
+    for item in items:
+        if isinstance(item, int) or str(item).isdigit():
+            if int(item) not in names:
+                raise UserInputError(f"--classes: no detection class {item} (the model has ids 0-{len(names) - 1})")
+            ids.append(int(item))
+        elif item in by_name:
+            ids.append(by_name[item])
+        else:
+            raise UserInputError(f"--classes: unknown detection class '{item}' (classes: {', '.join(names.values())})")
+    return ids
+
+
+def ultralytics_args(overrides: dict[str, Any], mode: str) -> Any:
+    """Ultralytics' args namespace (its defaults + `overrides`); an unknown key or bad value is a one-line error."""
+    try:
+        return get_cfg(DEFAULT_CFG, {**overrides, "mode": mode, "task": "detect"})
+    except (TypeError, ValueError, SyntaxError, KeyError) as e:
+        raise UserInputError(ultralytics_message(e)) from None
+
+
+def ultralytics_message(error: BaseException) -> str:
+    """Ultralytics' own error text on one line ("'x' is not a valid YOLO argument. Similar arguments are ...")."""
+    text = " ".join(str(error).replace("❌", "").split())
+    return text.split(" See ")[0].split(" Arguments received")[0]
+
+
+def _new_trainer(cls: type, overrides: dict[str, Any], callbacks: dict, save_dir: Path | None = None):
+    """Build the trainer; an option Ultralytics rejects there is a one-line error, and a new empty run is removed."""
+    try:
+        with ultralytics_log(logging.WARNING):  # its warnings (e.g. options a resume ignores), no setup chatter
+            trainer = cls(overrides=overrides, _callbacks=callbacks)
+        if trainer.args.amp == "bf16" and trainer.device.type != "cuda":  # Ultralytics' autocast would raise later
+            raise UserInputError(f"amp=bf16 needs a CUDA device with bfloat16 support (training on {trainer.device})")
+        return trainer
+    except (UserInputError, TypeError, ValueError, SyntaxError, KeyError, FileNotFoundError, AssertionError) as e:
+        if save_dir is not None:
+            shutil.rmtree(save_dir, ignore_errors=True)
+        if isinstance(e, UserInputError):
+            raise
+        raise UserInputError(ultralytics_message(e)) from None
+
+
+def _train_or_clean_up(trainer) -> None:
+    """Train; if bad input stops a new run before its first checkpoint, remove the (empty) run folder it made."""
+    try:
+        with ultralytics_log(logging.INFO):  # Ultralytics' epoch progress bars and log (setup stays quiet)
+            trainer.train()
+    except (UserInputError, AssertionError, ValueError) as e:
+        if not trainer.resume and not trainer.last.exists():
+            shutil.rmtree(trainer.save_dir, ignore_errors=True)
+        if isinstance(e, UserInputError):
+            raise
+        raise UserInputError(ultralytics_message(e)) from None
+    except KeyboardInterrupt:
+        if trainer.last.exists():
+            console.print(f"Interrupted. Continue with: yoloseg train --resume {trainer.save_dir}")
+        raise
+
+
+def make_demo_if_missing(root: Path) -> tuple[Path, Path]:
+    """The demo pair under `root`, generated on first use."""
+    det, seg = root / "demo-det" / "demo-det.yaml", root / "demo-seg" / "demo-seg.yaml"
+    if not (det.is_file() and seg.is_file()):
+        console.print(f"Generating the built-in demo datasets in {root} ...")
+        det, seg = make_demo(root)
+    return det, seg

@@ -1,0 +1,230 @@
+"""DetSegPredictor: images, folders, globs, videos and cameras through either backend, one pre/post-processing path.
+
+Pre-processing is Ultralytics' LetterBox to a square `imgsz`; post-processing is Ultralytics' NMS (skipped for
+end-to-end heads) and box scaling, and for the semantic output an argmax at the network's input resolution followed
+by a nearest-neighbour resize of the class map back to the original image, exactly what an exported model with an
+in-graph argmax does, so PyTorch and ONNX Runtime give the same maps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ultralytics.data.augment import LetterBox
+from ultralytics.utils import nms, ops
+
+from yoloseghw.data.sources import open_source
+from yoloseghw.engine.results import DetSegResult
+from yoloseghw.nn.backends import OnnxBackend, TorchBackend
+from yoloseghw.utils.console import console, fit_info, make_progress, warn
+from yoloseghw.utils.errors import UserInputError
+
+STAGES = ("preprocess", "inference", "postprocess")
+
+
+class DetSegPredictor:
+    """Runs a backend on images and returns DetSegResult objects."""
+
+    def __init__(
+        self,
+        backend: TorchBackend | OnnxBackend,
+        imgsz: int | None = None,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        classes: list[int] | None = None,
+        max_det: int = 300,
+    ):
+        self.backend = backend
+        self.imgsz = input_size(backend, imgsz)
+        self.conf, self.iou, self.classes, self.max_det = conf, iou, classes, max_det
+        self.letterbox = LetterBox((self.imgsz, self.imgsz), auto=False, stride=backend.stride)
+        self.totals = dict.fromkeys(STAGES, 0.0)
+        self.seen = 0
+
+    def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
+        """BGR uint8 images -> letterboxed RGB float batch [B,3,imgsz,imgsz] in 0-1."""
+        batch = np.stack([self.letterbox(image=im) for im in images])[..., ::-1].transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(batch)).float().div_(255)
+
+    def postprocess(
+        self, det: Any, seg: torch.Tensor, img: torch.Tensor, images: list[np.ndarray], paths: list[str], frames: list
+    ) -> list[DetSegResult]:
+        """Boxes via Ultralytics NMS (or the end-to-end filter) scaled to each image; class maps resized back."""
+        boxes = nms.non_max_suppression(
+            det,
+            self.conf,
+            self.iou,
+            self.classes,
+            max_det=self.max_det,
+            end2end=self.backend.end2end,
+        )
+        class_maps = semantic_class_map(seg, img.shape[2:])
+        results = []
+        for b, cmap, im, path, frame in zip(boxes, class_maps, images, paths, frames):
+            b = b.cpu()
+            b[:, :4] = ops.scale_boxes(img.shape[2:], b[:, :4], im.shape)
+            mask = ops.scale_masks(cmap[None, None].float(), im.shape[:2], mode="nearest")[0, 0]
+            results.append(
+                DetSegResult(
+                    im, path, b, mask.byte().cpu().numpy(), self.backend.det_names, self.backend.seg_names, frame
+                )
+            )
+        return results
+
+    def predict_images(self, images: list[np.ndarray], paths: list[str], frames: list | None = None):
+        """Predict one batch of BGR images; each result gets its share of the three timings (ms)."""
+        from ultralytics.utils.ops import Profile
+
+        timers = [Profile(device=self.backend.device) for _ in STAGES]
+        with timers[0]:
+            img = self.preprocess(images)
+        with timers[1]:
+            det, seg = self.backend(img)
+        with timers[2]:
+            results = self.postprocess(det, seg, img, images, paths, frames or [None] * len(images))
+        speed = {k: t.dt * 1e3 / len(images) for k, t in zip(STAGES, timers)}
+        for r in results:
+            r.speed = dict(speed)
+        for k in STAGES:
+            self.totals[k] += speed[k] * len(images)
+        self.seen += len(images)
+        return results
+
+    def stream(self, source: Any, writer: PredictionWriter | None = None, progress: bool = True):
+        """Yield results for every image or frame of `source`, with a progress bar for folders, videos and cameras."""
+        src = open_source(source)
+        bar = make_progress(transient=False) if progress and src.show_progress else None
+        try:
+            if bar:
+                bar.start()
+                task = bar.add_task("predict", total=src.total, info="")
+            for path, image, frame in src:
+                for result in self.predict_images([image], [path], [frame]):
+                    if writer:
+                        writer.write(result, src.fps())
+                    if bar:
+                        bar.update(task, advance=1, info=fit_info(result.summary()))
+                    elif progress:
+                        h, w = result.orig_shape
+                        console.print(
+                            f"{Path(result.path).name} ({w}x{h}): {result.summary()}, "
+                            f"{result.speed['inference']:.1f}ms",
+                            markup=False,
+                            soft_wrap=True,
+                        )
+                    yield result
+        finally:
+            if bar:
+                bar.stop()
+            src.close()
+            if writer:
+                writer.close()
+        if src.skipped:
+            shown = ", ".join(Path(p).name for p in src.skipped[:5]) + (", ..." if len(src.skipped) > 5 else "")
+            warn(f"skipped {len(src.skipped)} unreadable image(s): {shown}")
+
+    def speed_line(self) -> str:
+        """Ultralytics-style 'Speed: ...ms preprocess, ...ms inference, ...ms postprocess per image at shape ...'."""
+        n = max(self.seen, 1)
+        pre, inf, post = (self.totals[k] / n for k in STAGES)
+        return (
+            f"Speed: {pre:.1f}ms preprocess, {inf:.1f}ms inference, {post:.1f}ms postprocess per image at shape "
+            f"(1, 3, {self.imgsz}, {self.imgsz}) ({self.backend.kind})"
+        )
+
+
+def semantic_class_map(seg: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
+    """[B,H,W] class ids at the network input size, from a baked class map or from logits at any stride."""
+    if seg.ndim == 3:
+        return seg
+    if tuple(seg.shape[2:]) != tuple(input_hw):
+        seg = F.interpolate(seg.float(), size=tuple(input_hw), mode="bilinear", align_corners=False)
+    return seg.max(1).indices.to(torch.uint8)  # max(dim) streams on the CPU; argmax(1) loops per output (10x slower)
+
+
+def input_size(backend: TorchBackend | OnnxBackend, imgsz: int | None) -> int:
+    """The square input size: a static ONNX file's own, else `imgsz` (default 640) rounded up to the stride."""
+    if backend.imgsz is not None:
+        fixed = backend.imgsz[0]
+        if imgsz and imgsz != fixed:
+            warn(f"--imgsz {imgsz} ignored: {backend.path.name} was exported for {fixed}x{fixed} (export --dynamic)")
+        return fixed
+    return round_to_stride(imgsz or 640, backend.stride)
+
+
+def round_to_stride(imgsz: int, stride: int) -> int:
+    """`imgsz` rounded up to a multiple of `stride`, with a warning when it changes (as Ultralytics does)."""
+    if imgsz < 1:
+        raise UserInputError(f"--imgsz must be positive, got {imgsz}")
+    rounded = math.ceil(imgsz / stride) * stride
+    if rounded != imgsz:
+        warn(f"--imgsz {imgsz} is not a multiple of the stride {stride}, using {rounded}")
+    return rounded
+
+
+class PredictionWriter:
+    """Writes what `yoloseg predict` saves: annotated images/videos, class-map PNGs, YOLO txt and JSON lines."""
+
+    def __init__(
+        self,
+        save_dir: Path,
+        save: bool = True,
+        save_mask: bool = False,
+        save_txt: bool = False,
+        save_conf: bool = False,
+        save_json: bool = False,
+        alpha: float = 0.5,
+    ):
+        self.save_dir = save_dir
+        self.save, self.save_mask, self.save_txt, self.save_conf, self.alpha = (
+            save,
+            save_mask,
+            save_txt,
+            save_conf,
+            alpha,
+        )
+        self.json = open(save_dir / "predictions.jsonl", "w", encoding="utf-8") if save_json else None
+        self.videos: dict[str, cv2.VideoWriter] = {}
+        self.written = 0
+
+    def write(self, result: DetSegResult, fps: float | None) -> None:
+        """Save one result; frames of a video go to `<stem>.mp4` and get `_<frame>` suffixed masks and labels."""
+        source = Path(result.path)
+        stem = source.stem if result.frame is None else f"{source.stem}_{result.frame}"
+        if self.save:
+            plotted = result.plot(alpha=self.alpha)
+            if result.frame is None:
+                name = source.name if source.suffix else f"{source.name or 'image'}.jpg"
+                cv2.imwrite(str(self.save_dir / name), plotted)
+            else:
+                self._video(source, plotted, fps).write(plotted)
+        if self.save_mask:
+            result.save_mask(self.save_dir / "masks" / f"{stem}.png")
+        if self.save_txt:
+            result.save_txt(self.save_dir / "labels" / f"{stem}.txt", save_conf=self.save_conf)
+        if self.json:
+            self.json.write(json.dumps(result.to_dict()) + "\n")
+        self.written += 1
+
+    def _video(self, source: Path, frame: np.ndarray, fps: float | None) -> cv2.VideoWriter:
+        key = str(source)
+        if key not in self.videos:
+            h, w = frame.shape[:2]
+            path = self.save_dir / f"{source.stem}.mp4"
+            self.videos[key] = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30, (w, h))
+        return self.videos[key]
+
+    def close(self) -> None:
+        for video in self.videos.values():
+            video.release()
+        self.videos.clear()
+        if self.json:
+            self.json.close()
+            self.json = None

@@ -1,0 +1,334 @@
+"""DetSegTrainer: Ultralytics' DetectionTrainer, training one DetSegModel from a box-only and a mask-only dataset.
+
+Everything Ultralytics' trainer does is kept: its epoch loop, callbacks and integrations, warmup, LR schedules,
+gradient accumulation, AMP, EMA, early stopping, NaN recovery, `time`, `save_period`, `freeze`, `multi_scale`,
+`compile`, resume and checkpoints. What differs is what feeds it: `args.data` names a *pair yaml* (the two dataset
+yamls and yoloseg's options, see `yoloseghw.data.pair`), the train loader is a `MultiTaskLoader` whose batches are
+tagged with their task, and `model(batch)` applies each loss only to the images labelled for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import optim
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.semantic import SemanticSegmentationTrainer
+from ultralytics.utils import DEFAULT_CFG, RANK
+from ultralytics.utils.torch_utils import EarlyStopping, intersect_dicts, torch_distributed_zero_first, unwrap_model
+
+from yoloseghw.data.dataset import build_dataset, build_loader
+from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, ValLoaders
+from yoloseghw.data.pair import load_pair
+from yoloseghw.engine.checkpoint import strip_in_place
+from yoloseghw.engine.validator import DetSegValidator, val_loader
+from yoloseghw.nn.loss import BATCH_TASKS
+from yoloseghw.nn.tasks import DetSegModel
+from yoloseghw.utils.console import console, ultralytics_log
+from yoloseghw.utils.options import TASKS
+from yoloseghw.utils.plots import plot_results
+
+
+class TaskLossMeter:
+    """Exact running mean of each task's loss items over the steps of the epoch that trained that task."""
+
+    def __init__(self, names: dict[str, tuple[str, ...]]):
+        self.names = names
+        self.sums = {k: 0.0 for task in TASKS for k in names[task]}
+        self.counts = dict.fromkeys(TASKS, 0)
+
+    def add(self, tasks: tuple[str, ...], items: dict[str, torch.Tensor]) -> None:
+        for task in tasks:
+            self.counts[task] += 1
+            for k in self.names[task]:
+                self.sums[k] += float(items[k])
+
+    def means(self, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The means as tensors keyed like Ultralytics' `tloss`; a task not trained yet keeps its `current` value."""
+        out = dict(current)
+        for task in TASKS:
+            if self.counts[task]:
+                for k in self.names[task]:
+                    out[k] = torch.tensor(self.sums[k] / self.counts[task], device=current[k].device)
+        return out
+
+
+class DetSegTrainer(DetectionTrainer):
+    """Trains a DetSegModel with Ultralytics' own loop; yoloseg's options travel in the pair yaml (`args.data`).
+
+    Schedules (`alternate`, `phased`, `joint`) decide which dataset each step draws (`TaskPlan`). In `phased`, phase
+    two starts from the EMA weights, freezes `args.freeze` layers (weights and BatchNorm statistics), keeps the idle
+    first-task head and the frozen layers out of the EMA, scales the LR by `lr_scale`, and early stopping only
+    counts from there.
+    """
+
+    def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
+        super().__init__(cfg, overrides, _callbacks)
+        self.options = self.data["options"]
+        self.plan = TaskPlan(
+            kind=self.options["schedule"],
+            ratio=self.options["ratio"],
+            det_epochs=self.options["det_epochs"],
+            order=self.options["order"],
+        )
+        self.boundary = self.plan.boundary(self.epochs)
+        self.phase_two_started = False
+        self.step_tasks: tuple[str, ...] = TASKS
+        self.meter: TaskLossMeter | None = None
+        self.add_callback("on_train_epoch_start", DetSegTrainer._start_epoch)
+        self.add_callback("on_train_batch_end", DetSegTrainer._track_losses)
+
+    # ------------------------------------------------------------------ data
+    def get_dataset(self) -> dict:
+        """Both datasets and the options from the pair yaml; `names`/`nc` are the detection ones (Ultralytics')."""
+        return load_pair(self.args.data, self.args.epochs)
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None, task: str = "det"):
+        """One task's Ultralytics dataset (YOLODataset or SemanticDataset) for the train or val split."""
+        data = self.data[task]
+        return build_dataset(self.args, data, mode, task, self.stride, batch or self.batch_size, rect=self.args.rect)
+
+    def get_dataloader(self, dataset_path: Any, batch_size: int = 16, rank: int = 0, mode: str = "train"):
+        """Train: the MultiTaskLoader over both train sets. Val: both val loaders (det at twice the batch, as
+        Ultralytics validates detection)."""
+        if mode != "train":
+            return ValLoaders({task: val_loader(self.args, self.data[task], task, self.stride) for task in TASKS})
+        loaders = {}
+        for task in TASKS:
+            with torch_distributed_zero_first(rank):  # build label caches once under DDP
+                dataset = build_dataset(self.args, self.data[task], "train", task, self.stride, batch_size)
+            loaders[task] = build_loader(dataset, batch_size, self.args.workers, shuffle=not self.args.rect, rank=rank)
+        return MultiTaskLoader(loaders, self.plan, self.epochs)
+
+    def preprocess_batch(self, batch: dict) -> dict:
+        """Ultralytics' preprocessing (device, 0-1 scaling, multi_scale), remembering the step's task(s)."""
+        batch = super().preprocess_batch(batch)
+        self.step_tasks = BATCH_TASKS[batch["task"]]
+        if self.args.compile:  # the compiled forward cannot read the batch: tell the model which heads to run
+            unwrap_model(self.model).step = (self.step_tasks, batch.get("n_det"))
+        return batch
+
+    # ------------------------------------------------------------------ model
+    def get_model(
+        self, cfg: Any = None, weights: Any = None, verbose: bool = True, transfer: bool = False
+    ) -> DetSegModel:
+        """The checkpoint's own module when `weights` is a DetSegModel (fine-tuning or resuming: pruned layers stay),
+        re-making a head only if its class list changed. With `transfer` (`--weights`), or weights of a plain
+        detector, a new model from `cfg` takes what fits from them through Ultralytics' `BaseModel.load`."""
+        det_names, seg_names = self.data["names"], self.data["seg_names"]
+        if isinstance(weights, DetSegModel) and not transfer:
+            model = weights.float()
+            remade = model.adapt_heads(det_names, seg_names)
+            if remade and RANK in {-1, 0}:
+                console.print(f"New class list(s): re-made the {' and '.join(remade)}; every other layer is kept.")
+            return model
+        model = DetSegModel(cfg, nc=len(det_names), seg_nc=len(seg_names), verbose=verbose and RANK == -1)
+        model.names, model.seg_names = dict(det_names), dict(seg_names)
+        if weights is not None:
+            fits = len(intersect_dicts(weights.float().state_dict(), model.state_dict()))
+            model.load(weights, verbose=False)
+            if RANK in {-1, 0}:
+                source = getattr(weights, "pt_path", None) or "the given weights"
+                console.print(f"Transferred {fits}/{len(model.state_dict())} tensors from {source}")
+        return model
+
+    def set_model_attributes(self) -> None:
+        """Ultralytics' attributes (nc, names, args) plus the semantic class list and the loss options."""
+        super().set_model_attributes()
+        model = unwrap_model(self.model)
+        model.seg_names = self.data["seg_names"]
+        model.seg_weight = self.options["seg_weight"]
+        model.seg_data_yaml = self.data["seg"]["yaml_path"]
+
+    def set_class_weights(self) -> None:
+        """Ultralytics' cls_pw class weights for each head: box counts (detection), pixel counts (semantic)."""
+        if not self.args.cls_pw:
+            return
+        assert 0 <= self.args.cls_pw <= 1.0, "cls_pw must be in the range [0, 1]"
+        model = unwrap_model(self.model)
+        datasets = self.train_loader.dataset.by_task
+        det_counts = np.bincount(
+            np.concatenate([lb["cls"].flatten() for lb in datasets["det"].labels], 0).astype(int),
+            minlength=len(self.data["names"]),
+        ).astype(np.float32)
+        shim = SimpleNamespace(
+            args=self.args,
+            data={"nc": len(self.data["seg_names"])},
+            train_loader=SimpleNamespace(dataset=datasets["seg"]),
+        )
+        seg_counts = SemanticSegmentationTrainer.get_class_counts(shim)
+        for attr, counts, compute in (
+            ("class_weights", det_counts, DetectionTrainer.compute_class_weights),
+            ("seg_class_weights", seg_counts, SemanticSegmentationTrainer.compute_class_weights),
+        ):
+            if counts.any():
+                weights = compute(self, counts)
+                setattr(model, attr, torch.from_numpy(weights / weights.mean()).float().to(self.device))
+        model.criterion = None  # rebuilt with the weights
+
+    def get_validator(self) -> DetSegValidator:
+        """Both val sets: mAP on the box val set, mIoU on the mask val set, and the combined fitness."""
+        return DetSegValidator(
+            self.args,
+            self.data["det"],
+            self.data["seg"],
+            self.stride,
+            self.save_dir,
+            _callbacks=self.callbacks,
+            loaders=self.test_loader.loaders,
+        )
+
+    def label_loss_items(self, loss_items: dict | None = None, prefix: str = "train") -> list | dict:
+        """Training loss names/values as Ultralytics labels them (NaN for a task the epoch did not train); no
+        validation losses are computed."""
+        if prefix == "val":
+            return [] if loss_items is None else {}
+        if loss_items is not None and self.meter is not None:
+            idle = {k for task in TASKS if not self.meter.counts[task] for k in self.meter.names[task]}
+            loss_items = {k: math.nan if k in idle else v for k, v in loss_items.items()}
+        return super().label_loss_items(loss_items, prefix)
+
+    # ------------------------------------------------------------------ schedule
+    def _setup_train(self) -> None:
+        """Ultralytics' setup; in `phased`, `freeze` waits for phase two (phase one trains every layer)."""
+        freeze = self.args.freeze
+        if self.boundary is not None:
+            self.args.freeze = None
+        try:
+            with ultralytics_log(logging.ERROR):  # bad input found while building datasets stays one line
+                super()._setup_train()
+        finally:
+            self.args.freeze = freeze
+        if RANK in {-1, 0}:
+            loader, group = self.train_loader, self.optimizer.param_groups[0]
+            sizes = ", ".join(
+                f"{t}: {len(d)} images ({loader.batches[t]} batches)" for t, d in loader.dataset.by_task.items()
+            )
+            console.print(
+                f"[bold]yoloseg[/] {self.plan.kind} schedule. {sizes}. An epoch = {self.plan.describe(loader.batches)}."
+            )
+            console.print(
+                f"Optimizer {type(self.optimizer).__name__} lr0={group['initial_lr']:.6g} "
+                f"(optimizer={self.args.optimizer}), an optimizer step every {self.accumulate} batches (nbs "
+                f"{self.args.nbs}), {self.epochs} epochs, imgsz {self.args.imgsz}, results to {self.save_dir}"
+            )
+
+    def _setup_scheduler(self) -> None:
+        """Ultralytics' linear or cosine LR schedule, times `lr_scale` from phase two of `phased` on."""
+        super()._setup_scheduler()
+        if self.boundary is not None:
+            base, scale, boundary = self.lf, self.options["lr_scale"], self.boundary
+            self.lf = lambda x: base(x) * (scale if x >= boundary else 1.0)
+            self.scheduler = optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
+
+    def _start_epoch(self) -> None:
+        """on_train_epoch_start: tell the loader the epoch, reset the loss meter, apply the phase of `phased`."""
+        self.train_loader.set_epoch(self.epoch)
+        self.meter = None
+        if self.boundary is None:
+            return
+        if self.epoch < self.boundary:
+            self.stopper.patience = math.inf  # phase one never stops the run: the second task must train
+        elif not self.phase_two_started:
+            self._enter_phase_two()
+
+    def _enter_phase_two(self) -> None:
+        """Start from the EMA weights (the validated model), freeze `freeze` layers, keep them and the idle head
+        out of the EMA, and count early stopping from here."""
+        model = unwrap_model(self.model)
+        model.load_state_dict(self.ema.ema.state_dict())
+        freeze = self.args.freeze
+        layers = list(freeze) if isinstance(freeze, list) else list(range(freeze or 0))
+        self.freeze_layer_names = [f"model.{x}." for x in layers] + [".dfl"]
+        for name, p in model.named_parameters():
+            if any(f in name for f in self.freeze_layer_names):
+                p.requires_grad = False
+        idle = f"model.{model.model[-1].i}." if self.plan.order[0] == "det" else "semantic."
+        fixed = tuple(f for f in self.freeze_layer_names if f.startswith("model.")) + (idle,)
+        ema_v, model_v = [], []
+        model_state = model.state_dict()
+        for k, v in self.ema.ema.state_dict().items():
+            if v.dtype.is_floating_point and not k.startswith(fixed):
+                ema_v.append(v)
+                model_v.append(model_state[k])
+        self.ema._pairs = ema_v, model_v  # ModelEMA's cached pairs: the fixed tensors are never averaged
+        self.stopper = EarlyStopping(patience=self.args.patience)
+        self.stopper.best_epoch = self.epoch  # patience counts from the start of phase two
+        self.phase_two_started = True
+        if RANK in {-1, 0}:
+            console.print(
+                f"Phase two ({self.plan.order[1]}): from the EMA weights, layers {layers[0] if layers else '-'}"
+                f"-{layers[-1] if layers else '-'} frozen, LR x{self.options['lr_scale']}"
+            )
+
+    def _track_losses(self) -> None:
+        """on_train_batch_end: make `tloss` the exact mean of each task's losses over the steps that trained it."""
+        if self.meter is None:
+            self.meter = TaskLossMeter(unwrap_model(self.model).criterion.names)
+        self.meter.add(self.step_tasks, self.loss_items)
+        self.tloss = self.meter.means(self.loss_items)
+
+    # ------------------------------------------------------------------ outputs
+    def save_model(self) -> bool:
+        """Ultralytics' checkpoint, written atomically: temporary files in weights/, then renamed over the old ones."""
+        final = {"last": self.last, "best": self.best}
+        self.last, self.best = (self.wdir / f".{p.name}.{os.getpid()}.tmp" for p in final.values())
+        try:
+            saved = super().save_model()
+            for temp, path in ((self.last, final["last"]), (self.best, final["best"])):
+                if temp.exists():
+                    os.replace(temp, path)
+            return saved
+        finally:
+            for temp in (self.last, self.best):
+                temp.unlink(missing_ok=True)
+            self.last, self.best = final["last"], final["best"]
+
+    def final_eval(self) -> None:
+        """Strip the optimizer from last.pt and best.pt (atomically), then validate best.pt on both val sets."""
+        if RANK not in {-1, 0}:
+            return
+        for path in (self.last, self.best):
+            if path.exists():
+                strip_in_place(path, updates={"train_results": self.read_results_csv()})
+        if self.best.exists():
+            console.print(f"[bold]Validating {self.best}[/]")
+            self.metrics = self.validator(model=self.best)
+            self.metrics.pop("fitness", None)
+            self.epoch += 1  # log best metrics at step epochs+1, as Ultralytics does
+            self.run_callbacks("on_fit_epoch_end")
+            self.epoch -= 1
+
+    def plot_metrics(self) -> None:
+        """results.png: both tasks' losses and metrics per epoch, the phase change of `phased` marked."""
+        plot_results(self.csv, self.save_dir / "results.png", boundary=self.boundary, on_plot=self.on_plot)
+
+    def plot_training_labels(self) -> None:
+        """labels.jpg of the detection set (Ultralytics' plot); the semantic set's class pixels are in `data check`."""
+        with override_loader_dataset(self, self.train_loader.dataset.by_task["det"]):
+            super().plot_training_labels()
+
+    def plot_training_samples(self, batch: dict, ni: int) -> None:
+        """Ultralytics' mosaic of training images with their boxes (detection batches only)."""
+        if batch["task"] == "det":
+            super().plot_training_samples(batch, ni)
+
+
+class override_loader_dataset:
+    """Context: `trainer.train_loader` seen as a loader of one dataset (for Ultralytics' per-dataset plots)."""
+
+    def __init__(self, trainer: DetSegTrainer, dataset: Any):
+        self.trainer, self.dataset = trainer, dataset
+
+    def __enter__(self) -> None:
+        self.saved = self.trainer.train_loader
+        self.trainer.train_loader = SimpleNamespace(dataset=self.dataset)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.trainer.train_loader = self.saved

@@ -1,0 +1,142 @@
+"""Inference backends with one interface: a PyTorch DetSegModel, or an exported ONNX file run by ONNX Runtime.
+
+A backend takes a letterboxed float image batch [B,3,H,W] in 0-1 and returns (detections, semantic) as torch
+tensors; predict and val post-process both the same way. It also knows both class lists, the stride, whether
+detections are end-to-end (no NMS) and, for a static ONNX file, the one input shape it accepts.
+"""
+
+from __future__ import annotations
+
+import ast
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from yoloseghw.nn.tasks import DetSegModel
+from yoloseghw.utils.errors import UserInputError
+
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def torch_device(device: str | torch.device) -> torch.device:
+    """Ultralytics' device choice ('' = best available, 'cpu', '0', 'mps', ...); a device that is not here is a
+    UserInputError instead of a traceback."""
+    from ultralytics.utils.torch_utils import select_device
+
+    if isinstance(device, torch.device):
+        return device
+    try:
+        return select_device(device, verbose=False)
+    except ValueError as e:
+        reason = str(e).split(". ")[0].replace("'", "")
+        raise UserInputError(
+            f"--device {device}: {reason} (torch sees {torch.cuda.device_count()} CUDA devices)"
+        ) from None
+
+
+class TorchBackend:
+    """A DetSegModel on a torch device (fused copy for inference when `fuse`, the model itself otherwise)."""
+
+    kind = "PyTorch"
+    dynamic = True  # any batch and image size (multiples of the stride)
+    imgsz: tuple[int, int] | None = None
+    batch: int | None = None
+
+    def __init__(self, model: DetSegModel, device: str | torch.device = "", fuse: bool = False):
+        self.device = torch_device(device)
+        if fuse:
+            model = deepcopy(model).to(self.device).eval().fuse(verbose=False)
+        self.model = model.to(self.device)
+        self.det_names, self.seg_names = dict(model.det_names), dict(model.seg_names)
+        self.stride = model.input_stride
+        self.end2end = bool(getattr(model, "end2end", False))
+        self.dtype = next(model.parameters()).dtype
+
+    @torch.inference_mode()
+    def __call__(self, img: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """(Detect output, semantic logits [B,nc,H/8,W/8]) in eval mode; the model's train/eval mode is restored."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model(img.to(self.device, self.dtype))
+        finally:
+            self.model.train(was_training)
+
+
+class OnnxBackend:
+    """An ONNX file written by `yoloseg export`, run by ONNX Runtime with a chosen thread count and providers."""
+
+    kind = "ONNX Runtime"
+
+    def __init__(self, path: str | Path, device: str = "", threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserInputError(f"--weights: ONNX file not found: {self.path}")
+        if threads is not None and threads < 1:
+            raise UserInputError(f"--threads must be at least 1, got {threads}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.providers = choose_providers(device, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            reason = " ".join(str(e).split())[:160]
+            raise UserInputError(f"--weights: {self.path} is not a loadable ONNX model ({reason})") from None
+        meta = read_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
+        self.threads, self.device_request = threads, str(device)
+        self.device = torch.device("cpu")  # outputs come back as CPU tensors
+        self.det_names, self.seg_names = meta["det_names"], meta["seg_names"]
+        self.stride, self.end2end, self.dynamic = meta["stride"], meta["end2end"], meta["dynamic"]
+        self.imgsz = None if self.dynamic else tuple(meta["imgsz"])
+        self.batch = None if self.dynamic else meta["batch"]
+        self.semantic_output = meta["semantic_output"]
+        self.metadata = meta
+        image_input = self.session.get_inputs()[0]
+        self.input_name = image_input.name
+        self.input_dtype = np.float16 if "float16" in image_input.type else np.float32
+
+    def __call__(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(detections, semantic class map [B,H,W] or logits [B,nc,H,W]) as torch tensors."""
+        x = img.detach().cpu().numpy().astype(self.input_dtype, copy=False)
+        if self.imgsz is not None and (tuple(x.shape[2:]) != self.imgsz or x.shape[0] != self.batch):
+            raise UserInputError(
+                f"--weights: {self.path.name} was exported for input {(self.batch, 3, *self.imgsz)}, got "
+                f"{tuple(x.shape)} (export with --dynamic for other sizes)"
+            )
+        det, seg = self.session.run(["detections", "semantic"], {self.input_name: x})
+        return torch.from_numpy(det).float(), torch.from_numpy(seg)
+
+
+def choose_providers(device: str, available: list[str]) -> list[str]:
+    """ONNX Runtime providers for `device`: CPU only for 'cpu', else the best of TensorRT > CUDA > CPU present."""
+    device = str(device).lower().strip()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    chosen = [p for p in PROVIDER_PREFERENCE if p in available]
+    if device and len(chosen) == 1:
+        raise UserInputError(f"--device {device}: this onnxruntime has no GPU provider (it has {', '.join(available)})")
+    return chosen
+
+
+def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
+    """Parse the yoloseg keys of an ONNX file's metadata; UserInputError when the file was not written by yoloseg."""
+    from yoloseghw.engine.exporter import METADATA_KEY
+
+    if METADATA_KEY not in meta:
+        raise UserInputError(
+            f"--weights: {path} has no yoloseg metadata (export it with `yoloseg export`; "
+            "a plain Ultralytics ONNX model has only one task)"
+        )
+    try:
+        parsed = {k: ast.literal_eval(meta[k]) for k in ("det_names", "seg_names", "imgsz", "stride", "batch")}
+        flags = {k: meta[k] == "True" for k in ("end2end", "dynamic")}
+    except (KeyError, ValueError, SyntaxError) as e:
+        raise UserInputError(f"--weights: {path} has damaged yoloseg metadata ({e})") from None
+    return {**parsed, **flags, "semantic_output": meta.get("semantic_output", "classmap"), "family": meta.get("family")}

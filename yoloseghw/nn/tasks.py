@@ -1,0 +1,182 @@
+"""DetSegModel: an Ultralytics detection network with a semantic head on the same neck features."""
+
+from __future__ import annotations
+
+import math
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Conv
+from ultralytics.nn.modules.head import SemanticSegment
+from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+from ultralytics.utils.torch_utils import fuse_conv_and_bn, initialize_weights
+
+from yoloseghw.nn.loss import BATCH_TASKS, TASKS, DetSegLoss
+from yoloseghw.utils.errors import UserInputError
+
+
+class DetSegModel(DetectionModel):
+    """Ultralytics `DetectionModel` + `SemanticSegment` head reading the P3/P4 maps that feed `Detect`.
+
+    `Detect` stays the last layer of `self.model`, so everything in Ultralytics that reads `model[-1]` (stride,
+    losses, export flags) keeps working; the semantic head lives in `self.semantic`.
+    Eval forward returns `(detections, semantic_logits)`; `model(batch)` returns the loss of the batch's task(s).
+    `class_weights` (Ultralytics' cls_pw weights) belong to Detect, `seg_class_weights` to the semantic head.
+    """
+
+    def __init__(
+        self,
+        cfg: str | dict = "yolo26n.yaml",
+        ch: int = 3,
+        nc: int | None = None,
+        seg_nc: int = 2,
+        verbose: bool = True,
+    ):
+        """Build the detector from `cfg` with `nc` detection classes, then attach a `seg_nc`-class semantic head."""
+        super().__init__(cfg, ch=ch, nc=nc, verbose=False)
+        self.semantic = self._semantic_head(seg_nc)
+        self.seg_names = {i: f"class{i}" for i in range(seg_nc)}
+        self.seg_class_weights: torch.Tensor | None = None  # cls_pw pixel-frequency weights (Ultralytics' semantic)
+        self.step: tuple[tuple[str, ...], int | None] = (TASKS, None)
+        if verbose:
+            self.info()
+
+    def _semantic_head(self, seg_nc: int) -> SemanticSegment:
+        """A new `seg_nc`-class SemanticSegment reading the first two maps that feed Detect (P3, P4)."""
+        detect = self.model[-1]
+        channels = [detect.cv2[k][0].conv.in_channels for k in (0, 1)]
+        head = SemanticSegment(seg_nc, channels)
+        head.f, head.i, head.type = list(detect.f[:2]), len(self.model), "SemanticSegment"
+        head.np = sum(p.numel() for p in head.parameters())
+        head.stride = self.stride[:2].clone()
+        initialize_weights(head)
+        self.yaml["seg_nc"] = seg_nc
+        return head.to(self.stride.device)
+
+    @property
+    def input_stride(self) -> int:
+        """The multiple that input sizes must have: the largest Detect stride, at least 32 (as Ultralytics uses)."""
+        return max(int(self.stride.max()), 32)
+
+    @property
+    def det_names(self) -> dict[int, str]:
+        """Detection class names (Ultralytics' `names`)."""
+        return self.names
+
+    def _predict_once(self, x: torch.Tensor, profile: bool = False, embed: list | None = None) -> Any:
+        """Run backbone + neck + the heads; in training, only the heads of `self.step` (set for torch.compile)."""
+        if getattr(self, "semantic", None) is None or profile or embed:
+            return super()._predict_once(x, profile, embed)  # stride pass in __init__, profiling, embeddings
+        tasks, n_det = getattr(self, "step", (TASKS, None)) if self.training else (TASKS, None)
+        return self.forward_heads(x, tasks, n_det)
+
+    def forward_heads(self, x: torch.Tensor, tasks: tuple[str, ...], n_det: int | None = None) -> tuple[Any, Any]:
+        """(Detect output or None, semantic output or None), running only what the heads in `tasks` need.
+
+        A segmentation-only step stops after the last layer the semantic head reads, so it neither spends compute on
+        the P5-only neck layers and Detect nor moves their BatchNorm statistics. For a joint batch, the first `n_det`
+        images are detection images and the rest segmentation images: the shared layers run once on all of them,
+        each head then sees only its own images.
+        """
+        detect, head = self.model[-1], self.semantic
+        seg_last = max(head.f)
+        y, seg = [], None
+        for m in self.model:
+            if m is detect or ("det" not in tasks and m.i > seg_last):
+                break
+            if m.f != -1:
+                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+            x = m(x)
+            y.append(x if m.i in self.save else None)
+            if m.i == seg_last and "seg" in tasks:
+                seg = head([y[j] if n_det is None else y[j][n_det:] for j in head.f])
+                if n_det is not None:  # the layers left serve only the detection images
+                    x, y = x[:n_det], [t[:n_det] if t is not None else None for t in y]
+        det = detect([y[j] for j in detect.f]) if "det" in tasks else None
+        return det, seg
+
+    def init_criterion(self) -> DetSegLoss:
+        """Both tasks' Ultralytics losses, each applied only to the images labelled for it."""
+        return DetSegLoss(self)
+
+    def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of the task(s) the batch is labelled for (`batch['task']`: 'det', 'seg' or 'joint')."""
+        if getattr(self, "criterion", None) is None:
+            self.criterion = self.init_criterion()
+        if preds is None:
+            preds = self.forward_heads(batch["img"], BATCH_TASKS[batch["task"]], batch.get("n_det"))
+        return self.criterion(preds, batch)
+
+    def adapt_heads(self, det_names: dict[int, str], seg_names: dict[int, str]) -> list[str]:
+        """Give the model new class lists; re-make only what a changed list needs, and return what was re-made.
+
+        A new detection class list replaces Detect's final class convolutions (its hidden layers stay); a new semantic
+        class list replaces the small semantic head. Everything else, pruned layers included, stays the model's own.
+        """
+        remade = []
+        if len(det_names) != self.model[-1].nc:
+            self._remake_class_convs(len(det_names))
+            remade.append("detection classes")
+        if len(seg_names) != self.semantic.nc:
+            self.semantic = self._semantic_head(len(seg_names))
+            remade.append("semantic head")
+        self.names, self.seg_names = dict(det_names), dict(seg_names)
+        self.criterion = None
+        return remade
+
+    def _remake_class_convs(self, nc: int) -> None:
+        """New `nc`-class output convolutions in Detect's class branches, with Ultralytics' prior bias."""
+        detect = self.model[-1]
+        for attr in ("cv3", "one2one_cv3"):
+            for branch, stride in zip(getattr(detect, attr, None) or [], detect.stride):
+                old = branch[-1]
+                new = nn.Conv2d(old.in_channels, nc, 1).to(old.weight.device, old.weight.dtype)
+                new.bias.data[:] = math.log(5 / nc / (640 / float(stride)) ** 2)  # as Detect.bias_init
+                branch[-1] = new
+        detect.nc, detect.no = nc, nc + detect.reg_max * 4
+        self.nc = self.yaml["nc"] = nc
+
+    def fuse(self, verbose: bool = True, imgsz: int | list[int] = 640) -> DetSegModel:
+        """Fuse Conv+BN in the detector (Ultralytics) and in the semantic head."""
+        super().fuse(verbose=False, imgsz=imgsz)
+        for m in self.semantic.modules():
+            if isinstance(m, Conv) and hasattr(m, "bn"):
+                m.conv = fuse_conv_and_bn(m.conv, m.bn)
+                delattr(m, "bn")
+                m.forward = m.forward_fuse
+        if verbose:
+            self.info()
+        return self
+
+    def _apply(self, fn):
+        """Keep the semantic head's stride buffer on the model's device/dtype."""
+        super()._apply(fn)
+        if getattr(self, "semantic", None) is not None:
+            self.semantic.stride = fn(self.semantic.stride)
+        return self
+
+
+def load_model_cfg(name: str | Path | dict) -> dict:
+    """Model yaml dict for a stock detection name ('yolo26n', 'yolov8s.yaml', any scale) or a user yaml path."""
+    if isinstance(name, dict):
+        return deepcopy(name)
+    name = str(name)
+    path = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    try:
+        cfg = yaml_model_load(path)
+    except (FileNotFoundError, OSError):
+        raise UserInputError(
+            f"--model: unknown model '{name}' (use a stock name like yolo26n, yolo11s, yolov8m, or a yaml path)"
+        ) from None
+    head = cfg.get("head") or [[None, None, None]]
+    if head[-1][2] != "Detect":
+        raise UserInputError(f"--model: {name} is not a detection model yaml (its last layer is {head[-1][2]})")
+    return cfg
+
+
+def build_model(cfg: str | Path | dict, det_nc: int, seg_nc: int, verbose: bool = False) -> DetSegModel:
+    """Build a DetSegModel from a stock detection name, a yaml path or a yaml dict."""
+    return DetSegModel(load_model_cfg(cfg), nc=det_nc, seg_nc=seg_nc, verbose=verbose)

@@ -1,0 +1,1 @@
+"""Single definitions shared by the package: console, errors, offline setup, metric keys, option checks, plots."""

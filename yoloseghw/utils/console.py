@@ -1,0 +1,55 @@
+"""Shared rich console and progress bars (labelled with the task of the current step)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(highlight=False)
+
+
+def make_progress(transient: bool = False) -> Progress:
+    """Progress bar: label, bar, done/total, elapsed, remaining, then free text (losses)."""
+    return Progress(
+        TextColumn("{task.description:<18}", markup=False, style="bold"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}", markup=False),
+        console=console,
+        transient=transient,
+    )
+
+
+def fit_info(text: str) -> str:
+    """Cut a progress bar's free text to the room the fixed columns leave, so they never get squeezed."""
+    room = max(console.width - 68, 12)
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def warn(message: str) -> None:
+    """One-line warning (Ultralytics' own logger is quiet under YOLO_VERBOSE=False)."""
+    console.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)
+
+
+@contextmanager
+def ultralytics_log(level: int = logging.INFO) -> Iterator[None]:
+    """Ultralytics' log at `level` (INFO also shows its progress bars; yoloseg keeps it at ERROR otherwise)."""
+    import ultralytics.utils as ultralytics_utils
+
+    logger, verbose = ultralytics_utils.LOGGER, ultralytics_utils.VERBOSE
+    levels = [logger.level, *(h.level for h in logger.handlers)]
+    ultralytics_utils.VERBOSE = level <= logging.INFO
+    for item in (logger, *logger.handlers):
+        item.setLevel(level)
+    try:
+        yield
+    finally:
+        ultralytics_utils.VERBOSE = verbose
+        for item, saved in zip((logger, *logger.handlers), levels):
+            item.setLevel(saved)

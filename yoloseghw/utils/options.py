@@ -1,0 +1,67 @@
+"""yoloseg's own training options (schedule, ratio, phases, loss weight): their defaults and checks, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yoloseghw.utils.errors import UserInputError
+
+SCHEDULES = ("alternate", "phased", "joint")
+TASKS = ("det", "seg")
+DEFAULTS: dict[str, Any] = {
+    "schedule": "alternate",
+    "ratio": "auto",
+    "det_epochs": None,
+    "order": "det,seg",
+    "lr_scale": 0.1,
+    "seg_weight": 1.0,
+}
+PHASED_FREEZE = 10  # layers frozen in phase two of `phased` when --freeze is not given (the backbone)
+
+
+def parse_ratio(ratio: str | tuple[int, int] | list[int]) -> str | tuple[int, int]:
+    """'auto' (each dataset once per epoch, interleaved by batch count) or det:seg steps per cycle, '2:1' -> (2, 1)."""
+    if isinstance(ratio, str) and ratio.strip().lower() == "auto":
+        return "auto"
+    if isinstance(ratio, str):
+        try:
+            ratio = tuple(int(x) for x in ratio.split(":"))
+        except ValueError:
+            raise UserInputError(f"--ratio: expected 'auto' or det:seg like 2:1, got '{ratio}'") from None
+    if len(ratio) != 2 or min(ratio) < 1:
+        raise UserInputError(f"--ratio: expected 'auto' or two positive integers like 2:1, got {ratio}")
+    return tuple(int(x) for x in ratio)
+
+
+def parse_order(order: str | tuple[str, str] | list[str]) -> tuple[str, str]:
+    """'seg,det' -> ('seg', 'det')."""
+    order_t = tuple(x.strip() for x in order.split(",")) if isinstance(order, str) else tuple(order)
+    if sorted(order_t) != sorted(TASKS):
+        raise UserInputError(f"--order: expected det,seg or seg,det, got '{order}'")
+    return order_t
+
+
+def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """Checked and completed yoloseg options for a run of `epochs` epochs (ratio/order parsed, det_epochs filled)."""
+    unknown = set(options) - set(DEFAULTS) - {"det", "seg"}
+    if unknown:
+        raise UserInputError(f"unknown yoloseg option(s): {', '.join(sorted(unknown))}")
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    if opts["schedule"] not in SCHEDULES:
+        raise UserInputError(f"--schedule: unknown schedule '{opts['schedule']}', choose from {', '.join(SCHEDULES)}")
+    opts["ratio"], opts["order"] = parse_ratio(opts["ratio"]), parse_order(opts["order"])
+    if epochs < 1:
+        raise UserInputError(f"--epochs must be >= 1, got {epochs}")
+    if opts["schedule"] == "phased":
+        if epochs < 2:
+            raise UserInputError(f"--schedule phased needs at least 2 epochs (one per phase), got --epochs {epochs}")
+        opts["det_epochs"] = epochs // 2 if opts["det_epochs"] is None else int(opts["det_epochs"])
+        if not 0 < opts["det_epochs"] < epochs:
+            raise UserInputError(
+                f"--det-epochs must be between 1 and epochs-1 ({epochs - 1}), got {opts['det_epochs']}"
+            )
+    if not opts["lr_scale"] > 0:
+        raise UserInputError(f"--lr-scale must be > 0, got {opts['lr_scale']}")
+    if not opts["seg_weight"] >= 0:
+        raise UserInputError(f"--seg-weight must be >= 0, got {opts['seg_weight']}")
+    return opts
