@@ -131,3 +131,16 @@ def test_rect_with_joint_is_refused(tiny_pair, tmp_path):
         "train", "--det", tiny_pair[0], "--seg", tiny_pair[1], "--project", tmp_path, "--schedule", "joint", "rect=True"
     )
     assert_one_line_error(result, "rect=True", "joint")
+
+
+def test_pair_yaml_with_relative_paths(tiny_pair, tmp_path):
+    """--data: a hand-written pair yaml; dataset paths relative to it; a keyword option wins over the file."""
+    root = tiny_pair[0].parent.parent
+    (root / "pair.yaml").write_text("det: demo-det/demo-det.yaml\nseg: demo-seg/demo-seg.yaml\nschedule: joint\n")
+    tasks = []
+    m = YOLOSeg("yolo26n")
+    m.add_callback("on_train_batch_end", lambda t: tasks.append(t.step_tasks))
+    m.train(data=root / "pair.yaml", project=tmp_path, ratio="2:1", **TINY)
+    written = (tmp_path / "train/pair.yaml").read_text()
+    assert "schedule: joint" in written and "ratio: '2:1'" in written and str(tiny_pair[0]) in written
+    assert set(tasks) == {("det", "seg")}

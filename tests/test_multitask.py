@@ -40,6 +40,7 @@ def test_joint_draws_both_each_step():
         ({"schedule": "sometimes"}, "unknown schedule"),
         ({"ratio": "2-1"}, "--ratio"),
         ({"ratio": "0:1"}, "--ratio"),
+        ({"ratio": 121}, "quoted in a yaml file"),
         ({"order": "det,det"}, "--order"),
         ({"schedule": "phased", "det_epochs": 5}, "--det-epochs"),
     ],

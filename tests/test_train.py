@@ -86,7 +86,12 @@ def test_callbacks_fire_in_ultralytics_order(tiny_pair, tmp_path):
     names = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start", "on_train_epoch_start")
     names += ("on_train_epoch_end", "on_val_start", "on_val_end", "on_model_save", "on_fit_epoch_end", "on_train_end")
     callbacks = {name: (lambda event: lambda _: events.append(event))(name) for name in names}
-    train(tiny_pair, tmp_path, callbacks=callbacks)
+    m = YOLOSeg("yolo26n")
+    for event, fn in callbacks.items():
+        m.add_callback(event, fn)
+    m.add_callback("on_train_batch_end", lambda _: events.append("cleared callback ran"))
+    m.clear_callback("on_train_batch_end")
+    m.train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, **TINY)
     first = [e for i, e in enumerate(events) if e not in events[:i]]
     assert first == list(names)
 
@@ -239,14 +244,32 @@ def test_resume_matches_an_uninterrupted_run(tiny_pair, tmp_path):
     assert not (tmp_path / "cut-2").exists() and read_checkpoint(run / "weights/last.pt")["optimizer"] is None
 
 
+def test_resume_takes_the_options_ultralytics_allows(tiny_pair, tmp_path):
+    """--batch and --workers given with --resume are used (Ultralytics' list of options a resume may change)."""
+
+    def stop_after_first(trainer):
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_pair, tmp_path, callbacks={"on_fit_epoch_end": stop_after_first}, **{**TINY, "epochs": 2})
+    seen = {}
+    resumed = YOLOSeg()
+    resumed.add_callback("on_train_start", lambda t: seen.update(batch=t.args.batch, steps=len(t.train_loader)))
+    resumed.train(resume=tmp_path / "train", batch=2, workers=0)
+    assert seen == {"batch": 2, "steps": 8}  # 4 det + 4 seg batches of 2
+
+
 def test_export_after_train_writes_beside_best_and_leaves_model(tiny_pair, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     m = train(tiny_pair, tmp_path / "runs")
     batchnorms = sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.model.modules())
+    attributes = {k: getattr(m.model, k, None) for k in ("pt_path", "task")}
     path = m.export()
     assert path == tmp_path / "runs/train/weights/best.onnx" and path.is_file()
     assert not list(tmp_path.glob("*.onnx"))
     assert sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.model.modules()) == batchnorms  # not fused in place
+    assert {k: getattr(m.model, k, None) for k in attributes} == attributes
 
 
 def test_finetune_keeps_the_checkpoints_own_modules(trained, tiny_pair, tmp_path):

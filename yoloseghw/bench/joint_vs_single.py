@@ -26,6 +26,7 @@ from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
 from ultralytics.utils.torch_utils import get_flops, get_num_params
 
 from yoloseghw import YOLOSeg
+from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU
 
 
 def forward_times_ms(model: torch.nn.Module, imgsz: int, runs: int, warmup: int = 5) -> list[float]:
@@ -165,9 +166,9 @@ def main() -> None:
             )
     results["joint"].update(
         {
-            "mAP50-95": jm["metrics/mAP50-95(B)"],
-            "mAP50": jm["metrics/mAP50(B)"],
-            "mIoU": jm["metrics/mIoU"],
+            "mAP50-95": jm[MAP50_95],
+            "mAP50": jm[MAP50],
+            "mIoU": jm[MIOU],
             "train_s": round(joint_time),
         }
     )
@@ -175,7 +176,7 @@ def main() -> None:
         results["detect"].update(
             {"mAP50-95": float(dm.box.map), "mAP50": float(dm.box.map50), "train_s": round(det_time)}
         )
-        results["semantic"].update({"mIoU": float(sm.results_dict["metrics/mIoU"]), "train_s": round(sem_time)})
+        results["semantic"].update({"mIoU": float(sm.results_dict[MIOU]), "train_s": round(sem_time)})
 
     j, d, s = results["joint"], results["detect"], results["semantic"]
     accuracy = {}

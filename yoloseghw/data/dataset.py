@@ -20,18 +20,24 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in Ultralytics' log prefixe
 FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids")
 
 
-def load_data_config(path: str | Path, task: str) -> dict[str, Any]:
-    """Parse and resolve a detection ('det') or semantic ('seg') dataset yaml; never runs its `download:` key."""
-    flag = f"--{task}"
+def read_yaml_mapping(path: str | Path, flag: str, kind: str) -> dict[str, Any]:
+    """The mapping in a yaml file; UserInputError (naming `flag` and `kind`) when missing, invalid or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise UserInputError(f"{flag}: dataset yaml not found: {path}")
+        raise UserInputError(f"{flag}: {kind} not found: {path}")
     try:
         raw = YAML.load(path)
     except Exception as e:
         raise UserInputError(f"{flag}: {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(raw, dict):
-        raise UserInputError(f"{flag}: {path} is not an Ultralytics dataset yaml (expected a mapping)")
+        raise UserInputError(f"{flag}: {path} is not a {kind} (expected a mapping)")
+    return raw
+
+
+def load_data_config(path: str | Path, task: str) -> dict[str, Any]:
+    """Parse and resolve a detection ('det') or semantic ('seg') dataset yaml; never runs its `download:` key."""
+    flag, path = f"--{task}", Path(path)
+    raw = read_yaml_mapping(path, flag, "dataset yaml")
     if task == "det" and raw.get("masks_dir"):
         raise UserInputError(f"--det: {path} is a semantic dataset (it has 'masks_dir'); pass it as --seg")
     if task == "seg" and not raw.get("masks_dir"):

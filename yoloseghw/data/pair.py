@@ -18,7 +18,7 @@ from typing import Any
 
 from ultralytics.utils import YAML
 
-from yoloseghw.data.dataset import load_data_config
+from yoloseghw.data.dataset import load_data_config, read_yaml_mapping
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.options import DEFAULTS, check_options
 
@@ -28,13 +28,8 @@ PAIR_FILE = "pair.yaml"
 def read_pair(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a pair yaml, with `det`/`seg` made absolute; UserInputError when it is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"--data: pair yaml not found: {path}")
-    try:
-        raw = YAML.load(path)
-    except Exception as e:
-        raise UserInputError(f"--data: {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(raw, dict) or not raw.get("det") or not raw.get("seg"):
+    raw = read_yaml_mapping(path, "--data", "pair yaml")
+    if not raw.get("det") or not raw.get("seg"):
         raise UserInputError(f"--data: {path} is not a yoloseg pair yaml (it needs 'det' and 'seg' dataset yamls)")
     raw = {k: v for k, v in raw.items() if k not in ("yaml_file", "channels")}
     for task in ("det", "seg"):

@@ -7,6 +7,7 @@ model family and whether detections are end-to-end (no NMS needed) or raw (NMS a
 from __future__ import annotations
 
 import os
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ def export_onnx(
             import onnxslim  # noqa: F401
         except ImportError:
             raise UserInputError("--simplify needs the onnxslim package: pip install onnxslim") from None
+    model = deepcopy(model)  # the caller's model stays as it is (the Exporter fuses and switches heads to export)
     model.pt_path = str(weights)  # the Exporter names its output after this file
     model.task = "detect"  # the Exporter's per-task switches: treat it as a detector, the semantic head is ours
     exporter = DetSegExporter(

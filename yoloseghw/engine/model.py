@@ -162,6 +162,10 @@ class YOLOSeg:
             raise UserInputError(f"{self.weights} is an ONNX model and cannot be trained; train from the .pt file")
         options = {k: overrides.pop(k) for k in list(overrides) if k in OPTION_DEFAULTS}
         if resume:
+            if options:
+                raise UserInputError(
+                    f"--resume keeps the run's own {', '.join(sorted(options))}; start a new run to change them"
+                )
             trainer = self._resume_trainer(resume, det, seg, overrides)
         else:
             pair, overrides = self._pair_for(det, seg, data, options, overrides)
@@ -248,10 +252,12 @@ class YOLOSeg:
                 f"Upgraded {path} (yoloseg {ckpt.get('version')}) to resume it; the original is last-0.1.0.pt"
             )
         elif det is not None or seg is not None:  # new data locations: a new pair yaml with the run's options
-            previous = read_pair(ckpt["train_args"]["data"]) if Path(ckpt["train_args"]["data"]).is_file() else {}
+            args = ckpt["train_args"]
+            previous = read_pair(args["data"]) if Path(args["data"]).is_file() else {}
             pair = {**previous, **{k: v for k, v in (("det", det), ("seg", seg)) if v is not None}}
+            run = Path(args.get("save_dir") or run)  # the run that wrote the file: the only folder resume writes
             overrides["data"] = str(write_pair(run / PAIR_FILE, pair["det"], pair["seg"], pair))
-        ultralytics_args({k: v for k, v in overrides.items()}, "train")  # one-line errors for bad values
+        ultralytics_args(overrides, "train")  # one-line errors for bad values
         trainer = _new_trainer(DetSegTrainer, {**overrides, "resume": str(path), "model": str(path)}, self.callbacks)
         console.print(f"Resuming {trainer.save_dir} from {path}")
         return trainer

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from copy import deepcopy
 from types import SimpleNamespace
 from typing import Any
 
@@ -123,7 +124,7 @@ class DetSegTrainer(DetectionTrainer):
         detector, a new model from `cfg` takes what fits from them through Ultralytics' `BaseModel.load`."""
         det_names, seg_names = self.data["names"], self.data["seg_names"]
         if isinstance(weights, DetSegModel) and not transfer:
-            model = weights.float()
+            model = deepcopy(weights).float()  # the caller's model is not trained in place
             remade = model.adapt_heads(det_names, seg_names)
             if remade and RANK in {-1, 0}:
                 console.print(f"New class list(s): re-made the {' and '.join(remade)}; every other layer is kept.")

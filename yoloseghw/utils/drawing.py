@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-IGNORE = 255
+from yoloseghw.utils.metrics import IGNORE
+
 MIN_LEGEND_SIDE = 200
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 Entry = tuple[tuple[int, int, int], str]  # (colour, text)

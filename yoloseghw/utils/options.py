@@ -23,6 +23,8 @@ def parse_ratio(ratio: str | tuple[int, int] | list[int]) -> str | tuple[int, in
     """'auto' (each dataset once per epoch, interleaved by batch count) or det:seg steps per cycle, '2:1' -> (2, 1)."""
     if isinstance(ratio, str) and ratio.strip().lower() == "auto":
         return "auto"
+    if not isinstance(ratio, (str, tuple, list)):  # e.g. an unquoted 2:1 in a yaml file reads as the number 121
+        raise UserInputError(f"--ratio: expected 'auto' or det:seg like '2:1' (quoted in a yaml file), got {ratio}")
     if isinstance(ratio, str):
         try:
             ratio = tuple(int(x) for x in ratio.split(":"))

@@ -7,6 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from yoloseghw.utils.console import console
+from yoloseghw.utils.metrics import DET_KEYS, MIOU, PIXEL_ACC
 
 
 def print_val_report(result: dict[str, Any]) -> None:
@@ -27,10 +28,7 @@ def print_val_report(result: dict[str, Any]) -> None:
             "[bold]all",
             "",
             "",
-            *(
-                f"[bold]{metrics[k]:.3f}"
-                for k in ("metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)")
-            ),
+            *(f"[bold]{metrics[k]:.3f}" for k in DET_KEYS),
         )
         console.print(table)
     if "seg" in classes:
@@ -45,8 +43,8 @@ def print_val_report(result: dict[str, Any]) -> None:
             "[bold]all (mIoU / pixel acc)",
             "",
             "",
-            f"[bold]{metrics['metrics/mIoU']:.3f}",
-            f"[bold]{metrics['metrics/pixel_acc']:.3f}",
+            f"[bold]{metrics[MIOU]:.3f}",
+            f"[bold]{metrics[PIXEL_ACC]:.3f}",
         )
         console.print(table)
     console.print(

@@ -22,6 +22,7 @@ from ultralytics.utils.ops import segments2boxes
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.utils.console import make_progress
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.metrics import IGNORE
 
 SPLIT_WORDS = {
     "train": "train",
@@ -33,7 +34,6 @@ SPLIT_WORDS = {
     "testing": "test",
 }
 STAGE = ".yoloseg-convert"  # staging folder inside --to while converting
-IGNORE = 255
 T = TypeVar("T")
 R = TypeVar("R")
 
