@@ -32,6 +32,7 @@ from yoloseghw.engine.validator import DetSegValidator, val_loader
 from yoloseghw.nn.loss import BATCH_TASKS
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console, ultralytics_log
+from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 from yoloseghw.utils.options import TASKS
 from yoloseghw.utils.plots import plot_results
 
@@ -274,6 +275,17 @@ class DetSegTrainer(DetectionTrainer):
             self.meter = TaskLossMeter(unwrap_model(self.model).criterion.names)
         self.meter.add(self.step_tasks, self.loss_items)
         self.tloss = self.meter.means(self.loss_items)
+
+    def validate(self) -> tuple[dict | None, float | None]:
+        """Ultralytics' validation step (the EMA model on both val sets), with a one-line summary of the epoch."""
+        metrics, fitness = super().validate()
+        if metrics is not None and RANK in {-1, 0}:
+            best = " (best)" if fitness == self.best_fitness else ""
+            console.print(
+                f"epoch {self.epoch + 1}/{self.epochs} val: mAP50 {metrics[MAP50]:.3f} mAP50-95 {metrics[MAP50_95]:.3f}"
+                f" | mIoU {metrics[MIOU]:.3f} pixel acc {metrics[PIXEL_ACC]:.3f} | fitness {fitness:.4f}{best}"
+            )
+        return metrics, fitness
 
     # ------------------------------------------------------------------ outputs
     def save_model(self) -> bool:
