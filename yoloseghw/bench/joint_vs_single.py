@@ -129,7 +129,8 @@ def main() -> None:
         names = {"det": len(joint.det_names), "seg": len(joint.seg_names)}
         det_model = DetectionModel(f"{args.model}.yaml", nc=names["det"], verbose=False)
         sem_model = SemanticSegmentationModel(semantic_yaml(args.model), nc=names["seg"], verbose=False)
-        det_model.fuse(verbose=False), sem_model.fuse(verbose=False)
+        det_model.fuse(verbose=False)
+        sem_model.fuse(verbose=False)
         dm = sm = None
         det_time = sem_time = None
     else:

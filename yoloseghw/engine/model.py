@@ -176,7 +176,9 @@ class YOLOSeg:
                 raise UserInputError("rect=True cannot train the joint schedule (a joint step needs one image size)")
             if opts["schedule"] == "phased" and "freeze" not in overrides:
                 overrides["freeze"] = PHASED_FREEZE
-            load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")  # fail before any folder
+            # the trainer loads both again from pair.yaml; checking here first means bad data stops the run before a
+            # run folder exists and before Ultralytics' integrations (TensorBoard, MLflow, ...) start a run
+            load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
             source = self._source_model(weights)
             save_dir = increment_path(Path(project) / name, exist_ok=False, sep="-", mkdir=True)
             pair_yaml = write_pair(save_dir / PAIR_FILE, opts["det"], opts["seg"], opts)
