@@ -68,8 +68,9 @@ def test_loader_repeats_the_smaller_set_only_where_planned():
 def test_merge_joint_puts_det_images_first():
     import torch
 
-    det = {"img": torch.zeros(2, 3, 8, 8), "cls": torch.zeros(3, 1), "im_file": ["a", "b"]}
-    seg = {"img": torch.ones(1, 3, 8, 8), "semantic_mask": torch.zeros(1, 8, 8), "im_file": ["c"]}
+    # per-image lists come out of Ultralytics' collate_fn as tuples
+    det = {"img": torch.zeros(2, 3, 8, 8), "cls": torch.zeros(3, 1), "im_file": ("a", "b")}
+    seg = {"img": torch.ones(1, 3, 8, 8), "semantic_mask": torch.zeros(1, 8, 8), "im_file": ("c",)}
     batch = merge_joint(det, seg)
     assert batch["n_det"] == 2 and batch["img"].shape[0] == 3 and batch["img"][2].min() == 1
     assert batch["im_file"] == ["a", "b", "c"] and batch["cls"].shape == (3, 1) and "semantic_mask" in batch

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
-from rich.console import Console
 
 app = typer.Typer(
     name="yoloseg",
@@ -21,7 +20,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-err = Console(stderr=True, highlight=False)
 
 
 def cli_errors(fn: Callable) -> Callable:
@@ -29,12 +27,13 @@ def cli_errors(fn: Callable) -> Callable:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from yoloseghw.utils.console import print_error
         from yoloseghw.utils.errors import UserInputError
 
         try:
             return fn(*args, **kwargs)
         except UserInputError as e:
-            err.print(f"[red]Error:[/] {e}", soft_wrap=True)
+            print_error(str(e))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -64,9 +63,9 @@ def train(
     seg_weight: Optional[float] = typer.Option(None, help="Weight of the segmentation loss (default 1.0)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 100; 15 for the demo)."),
     imgsz: Optional[int] = typer.Option(None, help="Train/val image size (default 640; 128 for the demo)."),
-    batch: Optional[int] = typer.Option(None, help="Batch size per task (default 16)."),
+    batch: Optional[int] = typer.Option(None, help="Batch size per task (default 16; with DDP, over all GPUs)."),
     device: Optional[str] = typer.Option(None, help="cpu, 0, 0,1 (several GPUs: DDP), ... (default: best available)."),
-    workers: Optional[int] = typer.Option(None, help="Dataloader workers per loader."),
+    workers: Optional[int] = typer.Option(None, help="Dataloader workers per loader (per GPU with DDP)."),
     fraction: Optional[float] = typer.Option(None, help="Fraction of each training set to use."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
     lr0: Optional[float] = typer.Option(None, help="Initial LR (used when --optimizer is not auto)."),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 from ultralytics.data.build import build_dataloader
 from ultralytics.data.dataset import SemanticDataset, YOLODataset
-from ultralytics.data.utils import check_det_dataset
-from ultralytics.utils import YAML, colorstr
+from ultralytics.data.utils import check_det_dataset, read_mask
+from ultralytics.utils import NUM_THREADS, YAML, colorstr
 
 from yoloseghw.data.multitask import task_args
 from yoloseghw.utils.console import warn
@@ -69,7 +72,43 @@ class DetDataset(_ScanReport, YOLODataset):
 
 
 class SegDataset(_ScanReport, SemanticDataset):
-    """Ultralytics SemanticDataset (images + PNG class masks, 255 = ignore) that reports its scan messages."""
+    """Ultralytics SemanticDataset (images + PNG class masks, 255 = ignore) that reports its scan messages and caches
+    its masks with its images: `cache='ram'` keeps each mask in RAM as uint8 at its cached image's size; `'disk'`
+    writes each mask as a uint8 `.npy` beside its PNG (as Ultralytics does for images)."""
+
+    mask_cache: list[np.ndarray] | None = None
+
+    def cache_images(self) -> None:
+        """Ultralytics' image cache, then the masks' (Ultralytics caches images only)."""
+        super().cache_images()
+        with ThreadPool(NUM_THREADS) as pool:
+            if self.cache == "ram":
+                self.mask_cache = pool.map(self._mask_at_image_size, range(self.ni))
+            elif self.cache == "disk":
+                pool.map(self._write_mask_npy, range(self.ni))
+
+    def load_mask(self, index: int, image_shape: tuple[int, int] | None = None) -> np.ndarray:
+        """The uint8 class-id mask: from the RAM or disk cache when there is one, else read from its PNG."""
+        if self.mask_cache is not None:
+            return self.mask_cache[index].copy()  # augmentations must not alter the cached mask
+        npy = Path(self.labels[index]["mask_file"]).with_suffix(".npy")
+        if self.cache == "disk" and npy.exists():
+            mask = np.load(npy)
+            return self.convert_label(mask) if self.label_mapping else mask
+        return super().load_mask(index, image_shape)
+
+    def _mask_at_image_size(self, index: int) -> np.ndarray:
+        mask, (h, w) = super().load_mask(index), self.im_hw[index]
+        return mask if mask.shape[:2] == (h, w) else cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+
+    def _write_mask_npy(self, index: int) -> None:
+        label = self.labels[index]
+        png, npy = Path(label["mask_file"]), Path(label["mask_file"]).with_suffix(".npy")
+        if not npy.exists() or npy.stat().st_mtime < png.stat().st_mtime:  # the ids as stored, before label_mapping
+            try:
+                np.save(npy, read_mask(str(png), label["mode"]).astype(np.uint8), allow_pickle=False)
+            except OSError:  # a read-only mask folder: this mask is read from its PNG
+                npy.unlink(missing_ok=True)
 
 
 def build_dataset(

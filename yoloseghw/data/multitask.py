@@ -100,8 +100,8 @@ def merge_joint(det: dict, seg: dict) -> dict:
         a, b = det.get(key), seg.get(key)
         if key == "img":
             batch[key] = torch.cat([a, b])
-        elif isinstance(a, list) and isinstance(b, list):
-            batch[key] = a + b
+        elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):  # per-image lists: im_file, shapes, ...
+            batch[key] = [*a, *b]
         else:
             batch[key] = a if a is not None else b  # labels of one task: boxes (det) or semantic_mask (seg)
     return batch

@@ -24,6 +24,7 @@ from yoloseghw.engine.checkpoint import (
     trained_epochs,
     upgrade_legacy_resumable,
 )
+from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 from yoloseghw.utils.console import console, ultralytics_log
@@ -147,6 +148,7 @@ class YOLOSeg:
         resume: bool | str | Path = False,
         project: str | Path = "runs/yoloseg",
         name: str = "train",
+        trainer: type | None = None,
         **overrides: Any,
     ) -> dict[str, Any]:
         """Train on a box-only dataset (`det` yaml) and a mask-only dataset (`seg` yaml), or a pair yaml (`data`).
@@ -154,24 +156,28 @@ class YOLOSeg:
         With no data at all, a built-in synthetic demo pair is generated and used. yoloseg's options (schedule,
         ratio, det_epochs, order, lr_scale, seg_weight) and every Ultralytics training option (epochs, imgsz, batch,
         device, lr0, cos_lr, freeze, amp, patience, ...) go in as keywords. Training runs on Ultralytics' trainer
-        (`DetSegTrainer`), with the callbacks added by `add_callback`. Returns best.pt's metrics and per-class tables.
+        (`DetSegTrainer`, or a subclass given as `trainer`, as in Ultralytics' `YOLO.train`), with the callbacks added
+        by `add_callback`. Returns best.pt's metrics and per-class tables.
         """
         from yoloseghw.engine.trainer import DetSegTrainer
 
+        trainer_class = trainer or DetSegTrainer
         if self.onnx:
             raise UserInputError(f"{self.weights} is an ONNX model and cannot be trained; train from the .pt file")
         options = {k: overrides.pop(k) for k in list(overrides) if k in OPTION_DEFAULTS}
+        device = str(overrides.get("device", ""))
+        torch_device(device)  # an unavailable --device is one line, before any run folder
+        join_process_group(device)  # under torchrun every process runs this; rank 0 writes the run folder
         if resume:
             if options:
                 raise UserInputError(
                     f"--resume keeps the run's own {', '.join(sorted(options))}; start a new run to change them"
                 )
-            trainer = self._resume_trainer(resume, det, seg, overrides)
+            trainer = self._resume_trainer(trainer_class, resume, det, seg, overrides)
         else:
             pair, overrides = self._pair_for(det, seg, data, options, overrides)
             args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
             opts = check_options(pair, args.epochs)
-            torch_device(args.device)  # an unavailable --device is one line, before any run folder
             if args.rect and opts["schedule"] == "joint":
                 raise UserInputError("rect=True cannot train the joint schedule (a joint step needs one image size)")
             if opts["schedule"] == "phased" and "freeze" not in overrides:
@@ -180,10 +186,9 @@ class YOLOSeg:
             # run folder exists and before Ultralytics' integrations (TensorBoard, MLflow, ...) start a run
             load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
             source = self._source_model(weights)
-            save_dir = increment_path(Path(project) / name, exist_ok=False, sep="-", mkdir=True)
-            pair_yaml = write_pair(save_dir / PAIR_FILE, opts["det"], opts["seg"], opts)
+            save_dir, pair_yaml = on_rank_zero(lambda: _new_run_folder(Path(project) / name, opts))
             overrides = {**overrides, "data": str(pair_yaml), "save_dir": str(save_dir), "model": self._model_name()}
-            trainer = _new_trainer(DetSegTrainer, overrides, self.callbacks, save_dir)
+            trainer = _new_trainer(trainer_class, overrides, self.callbacks, save_dir)
             if weights:  # initialise a model built from --model with what fits (Ultralytics' BaseModel.load)
                 trainer.model = trainer.get_model(cfg=self.cfg, weights=source, transfer=True)
             else:  # fine-tune this checkpoint's own module, or start from scratch
@@ -195,6 +200,15 @@ class YOLOSeg:
         final = trainer.best if trainer.best.exists() else trainer.last  # a resumed run may never beat its best
         self.model, self.ckpt = load_model(final)
         self.weights = final
+        if trainer.validator is None:  # Ultralytics' DDP launcher trained in its workers: validate best.pt here
+            data, args = trainer.data, trainer.args
+            return self.val(
+                data["det"]["yaml_path"],
+                data["seg"]["yaml_path"],
+                imgsz=args.imgsz,
+                batch=args.batch,
+                device=args.device,
+            )
         result = {"metrics": trainer.validator.results, "classes": trainer.validator.class_tables()}
         print_val_report(result)
         return result
@@ -210,7 +224,7 @@ class YOLOSeg:
         if (det is None) != (seg is None):
             raise UserInputError("give both --det and --seg (or neither, to train on the built-in demo)")
         if det is None:
-            det, seg = make_demo_if_missing(DEMO_DIR)
+            det, seg = on_rank_zero(lambda: make_demo_if_missing(DEMO_DIR))
             overrides = {**DEMO_DEFAULTS, **overrides}
         return {"det": str(det), "seg": str(seg), **options}, overrides
 
@@ -228,10 +242,10 @@ class YOLOSeg:
             return str(self.weights)
         return str(self.cfg.get("yaml_file", "custom.yaml"))
 
-    def _resume_trainer(self, resume: bool | str | Path, det: Any, seg: Any, overrides: dict[str, Any]):
+    def _resume_trainer(
+        self, trainer_class: type, resume: bool | str | Path, det: Any, seg: Any, overrides: dict[str, Any]
+    ):
         """A trainer that continues `<run>/weights/last.pt` in its own run folder (a 0.1.0 last.pt is upgraded)."""
-        from yoloseghw.engine.trainer import DetSegTrainer
-
         if isinstance(resume, bool):
             raise UserInputError("--resume: give the interrupted run's weights/last.pt (or its run directory)")
         path = Path(resume)
@@ -243,6 +257,17 @@ class YOLOSeg:
             raise UserInputError(f"--resume: {path} has no resumable state (the run finished, or it is not last.pt)")
         if not isinstance(checkpoint_model(ckpt), DetSegModel):
             raise UserInputError(f"--resume: {path} is not a yoloseg checkpoint")
+        data = on_rank_zero(lambda: self._prepare_resume(path, ckpt, legacy, det, seg))
+        if data is not None:
+            overrides["data"] = data
+        ultralytics_args(overrides, "train")  # one-line errors for bad values
+        trainer = _new_trainer(trainer_class, {**overrides, "resume": str(path), "model": str(path)}, self.callbacks)
+        console.print(f"Resuming {trainer.save_dir} from {path}")
+        return trainer
+
+    @staticmethod
+    def _prepare_resume(path: Path, ckpt: dict, legacy: bool, det: Any, seg: Any) -> str | None:
+        """Upgrade a 0.1.0 last.pt, or write a pair yaml with new dataset locations; returns that yaml, if new."""
         run = path.parent.parent
         if legacy:
             if path.parent.name != "weights":
@@ -258,11 +283,8 @@ class YOLOSeg:
             previous = read_pair(args["data"]) if Path(args["data"]).is_file() else {}
             pair = {**previous, **{k: v for k, v in (("det", det), ("seg", seg)) if v is not None}}
             run = Path(args.get("save_dir") or run)  # the run that wrote the file: the only folder resume writes
-            overrides["data"] = str(write_pair(run / PAIR_FILE, pair["det"], pair["seg"], pair))
-        ultralytics_args(overrides, "train")  # one-line errors for bad values
-        trainer = _new_trainer(DetSegTrainer, {**overrides, "resume": str(path), "model": str(path)}, self.callbacks)
-        console.print(f"Resuming {trainer.save_dir} from {path}")
-        return trainer
+            return str(write_pair(run / PAIR_FILE, pair["det"], pair["seg"], pair))
+        return None
 
     # ------------------------------------------------------------------ val
     def val(
@@ -446,7 +468,7 @@ def _new_trainer(cls: type, overrides: dict[str, Any], callbacks: dict, save_dir
             raise UserInputError(f"amp=bf16 needs a CUDA device with bfloat16 support (training on {trainer.device})")
         return trainer
     except (UserInputError, TypeError, ValueError, SyntaxError, KeyError, FileNotFoundError, AssertionError) as e:
-        if save_dir is not None:
+        if save_dir is not None and RANK in {-1, 0}:
             shutil.rmtree(save_dir, ignore_errors=True)
         if isinstance(e, UserInputError):
             raise
@@ -459,7 +481,7 @@ def _train_or_clean_up(trainer) -> None:
         with ultralytics_log(logging.INFO):  # Ultralytics' epoch progress bars and log (setup stays quiet)
             trainer.train()
     except (UserInputError, AssertionError, ValueError) as e:
-        if not trainer.resume and not trainer.last.exists():
+        if not trainer.resume and not trainer.last.exists() and RANK in {-1, 0}:
             shutil.rmtree(trainer.save_dir, ignore_errors=True)
         if isinstance(e, UserInputError):
             raise
@@ -468,6 +490,12 @@ def _train_or_clean_up(trainer) -> None:
         if trainer.last.exists():
             console.print(f"Interrupted. Continue with: yoloseg train --resume {trainer.save_dir}")
         raise
+
+
+def _new_run_folder(run: Path, options: dict[str, Any]) -> tuple[Path, Path]:
+    """A new run folder (`run`, or run-2, run-3, ... when taken) holding the run's pair yaml."""
+    save_dir = increment_path(run, exist_ok=False, sep="-", mkdir=True)
+    return save_dir, write_pair(save_dir / PAIR_FILE, options["det"], options["seg"], options)
 
 
 def make_demo_if_missing(root: Path) -> tuple[Path, Path]:

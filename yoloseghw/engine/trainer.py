@@ -12,26 +12,47 @@ from __future__ import annotations
 import logging
 import math
 import os
+import subprocess
 from copy import deepcopy
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import torch
-from torch import optim
+import torch.distributed as dist
+from torch import nn, optim
+from ultralytics.engine import trainer as ultralytics_trainer
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.models.yolo.semantic import SemanticSegmentationTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK
-from ultralytics.utils.torch_utils import EarlyStopping, intersect_dicts, torch_distributed_zero_first, unwrap_model
+from ultralytics.utils.torch_utils import (
+    TORCH_2_13,
+    EarlyStopping,
+    get_torch_device_backend,
+    intersect_dicts,
+    torch_distributed_zero_first,
+    unwrap_model,
+)
 
 from yoloseghw.data.dataset import build_dataset, build_loader
 from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, ValLoaders
 from yoloseghw.data.pair import load_pair
 from yoloseghw.engine.checkpoint import strip_in_place
+from yoloseghw.engine.distributed import (
+    HostDDP,
+    join_process_group,
+    launched_by_torchrun,
+    local_cuda_index,
+    local_rank,
+    run_launcher,
+    world_size,
+)
 from yoloseghw.engine.validator import DetSegValidator, val_loader
 from yoloseghw.nn.loss import BATCH_TASKS
 from yoloseghw.nn.tasks import DetSegModel
-from yoloseghw.utils.console import console, ultralytics_log
+from yoloseghw.utils.console import console, print_error, ultralytics_log, warn
+from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 from yoloseghw.utils.options import TASKS
 from yoloseghw.utils.plots import plot_results
@@ -68,10 +89,20 @@ class DetSegTrainer(DetectionTrainer):
     two starts from the EMA weights, freezes `args.freeze` layers (weights and BatchNorm statistics), keeps the idle
     first-task head and the frozen layers out of the EMA, scales the LR by `lr_scale`, and early stopping only
     counts from there.
+
+    Under DDP (`device=0,1`, or torchrun) each rank trains on its own shard of both datasets, running the same task
+    sequence; only rank 0 validates, logs and saves (Ultralytics' rules), and the CPU trains over gloo.
     """
 
     def __init__(self, cfg: Any = DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
         super().__init__(cfg, overrides, _callbacks)
+        if launched_by_torchrun():  # every process over all nodes; Ultralytics counts this node's --device list
+            self.world_size = world_size()
+        if self.args.rect and (self.ddp or self.world_size > 1):  # as Ultralytics' launcher: shards need shuffling
+            warn("rect=True is incompatible with DDP training; training with rect=False")
+            self.args.rect = False
+        if self.device.type == "cpu" and (overrides or {}).get("workers") is not None:
+            self.args.workers = overrides["workers"]  # Ultralytics sets 0 on the CPU; a value the user gave is kept
         self.options = self.data["options"]
         self.plan = TaskPlan(
             kind=self.options["schedule"],
@@ -99,8 +130,11 @@ class DetSegTrainer(DetectionTrainer):
     def get_dataloader(self, dataset_path: Any, batch_size: int = 16, rank: int = 0, mode: str = "train"):
         """Train: the MultiTaskLoader over both train sets. Val: both val loaders (det at twice the batch, as
         Ultralytics validates detection)."""
-        if mode != "train":
-            return ValLoaders({task: val_loader(self.args, self.data[task], task, self.stride) for task in TASKS})
+        if mode != "train":  # only rank 0 validates
+            tasks = TASKS if RANK in {-1, 0} else ()
+            return ValLoaders({task: val_loader(self.args, self.data[task], task, self.stride) for task in tasks})
+        if launched_by_torchrun():  # also one process: Ultralytics passes rank -1 when WORLD_SIZE is 1
+            rank = local_rank()
         loaders = {}
         for task in TASKS:
             with torch_distributed_zero_first(rank):  # build label caches once under DDP
@@ -175,15 +209,17 @@ class DetSegTrainer(DetectionTrainer):
         model.criterion = None  # rebuilt with the weights
 
     def get_validator(self) -> DetSegValidator:
-        """Both val sets: mAP on the box val set, mIoU on the mask val set, and the combined fitness."""
+        """Both val sets: mAP on the box val set, mIoU on the mask val set, and the combined fitness. Ranks other than
+        0 get a validator without val sets, which returns no metrics (as Ultralytics' trainer expects)."""
+        loaders = self.test_loader.loaders
         return DetSegValidator(
             self.args,
-            self.data["det"],
-            self.data["seg"],
+            self.data["det"] if loaders else None,
+            self.data["seg"] if loaders else None,
             self.stride,
             self.save_dir,
             _callbacks=self.callbacks,
-            loaders=self.test_loader.loaders,
+            loaders=loaders,
         )
 
     def label_loss_items(self, loss_items: dict | None = None, prefix: str = "train") -> list | dict:
@@ -197,16 +233,58 @@ class DetSegTrainer(DetectionTrainer):
         return super().label_loss_items(loss_items, prefix)
 
     # ------------------------------------------------------------------ schedule
+    def train(self) -> None:
+        """Ultralytics' train. With several GPUs its launcher starts one worker per GPU (this run folder, which holds
+        the pair yaml, is kept for them); a worker stopped by bad input prints one line and exits with code 2."""
+        if self.ddp:
+            resume, self.resume = self.resume, True  # Ultralytics' launcher empties a new run folder unless resuming
+            try:
+                with mock.patch.object(ultralytics_trainer, "subprocess", SimpleNamespace(run=run_launcher)):
+                    return super().train()
+            except subprocess.CalledProcessError as e:
+                raise UserInputError(
+                    f"DDP training stopped: torchrun exited with code {e.returncode} (the workers' output is above)"
+                ) from None
+            finally:
+                self.resume = resume
+        if not launched_by_torchrun():
+            return super().train()
+        try:
+            return super().train()
+        except UserInputError as e:  # torchrun stops the other ranks when this one exits
+            print_error(f"{e} (rank {RANK})")
+            raise SystemExit(2) from None
+
+    def _setup_ddp(self) -> None:
+        """Ultralytics' DDP setup on GPUs; gloo on the CPU; and only this rank's GPU when `yoloseg train` under
+        torchrun joined the process group already (to share the run folder)."""
+        if self.device.type != "cpu" and not dist.is_initialized():
+            return super()._setup_ddp()
+        join_process_group(self.args.device)
+        if self.device.type != "cpu":
+            self.device = torch.device("cuda", local_cuda_index(self.args.device))
+            self.accelerator = get_torch_device_backend(self.device)
+
     def _setup_train(self) -> None:
-        """Ultralytics' setup; in `phased`, `freeze` waits for phase two (phase one trains every layer)."""
+        """Ultralytics' setup; in `phased`, `freeze` waits for phase two (phase one trains every layer). A torchrun
+        launch trains through DDP whatever its size: one process too, and CPU processes."""
         freeze = self.args.freeze
         if self.boundary is not None:
             self.args.freeze = None
+        one_process_ddp = launched_by_torchrun() and self.world_size == 1  # Ultralytics' DDP needs world_size > 1
+        if one_process_ddp:
+            self._setup_ddp()
         try:
-            with ultralytics_log(logging.ERROR):  # bad input found while building datasets stays one line
+            # bad input found while building datasets stays one line; Ultralytics wraps the model as
+            # DistributedDataParallel(model, device_ids=[device.index]), which HostDDP also takes for a CPU model
+            with ultralytics_log(logging.ERROR), mock.patch.object(nn.parallel, "DistributedDataParallel", HostDDP):
                 super()._setup_train()
         finally:
             self.args.freeze = freeze
+        if one_process_ddp:  # wrapped as Ultralytics wraps for several processes
+            compiled = bool(self.args.compile)
+            options = {"forward_sync_buffers" if TORCH_2_13 else "broadcast_buffers": False, "static_graph": compiled}
+            self.model = HostDDP(self.model, [self.device.index], find_unused_parameters=not compiled, **options)
         if RANK in {-1, 0}:
             loader, group = self.train_loader, self.optimizer.param_groups[0]
             sizes = ", ".join(

@@ -62,10 +62,13 @@ class DetSegValidator:
             validator.data, validator.training = data, True
             self.validators[task] = validator
 
-    def __call__(self, trainer: Any = None, model: Any = None) -> dict[str, float]:
-        """As Ultralytics' validators are called by its trainer: the trainer's EMA model, or a checkpoint path."""
+    def __call__(self, trainer: Any = None, model: Any = None) -> dict[str, float] | None:
+        """As Ultralytics' validators are called by its trainer: the trainer's EMA model, or a checkpoint path. No
+        metrics (None) without val sets: a DDP rank other than 0."""
         from yoloseghw.engine.checkpoint import load_model
 
+        if not self.validators:
+            return None
         if trainer is not None:
             backend = TorchBackend(trainer.ema.ema, trainer.device)
         else:

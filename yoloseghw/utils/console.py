@@ -8,8 +8,16 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from ultralytics.utils import RANK
 
-console = Console(highlight=False)
+console = Console(highlight=False, quiet=RANK > 0)  # under DDP, rank 0 speaks for all
+error_console = Console(stderr=True, highlight=False)
+ERROR_PREFIX = "Error: "
+
+
+def print_error(message: str) -> None:
+    """The one line that bad input ends a command with (on stderr, from every rank)."""
+    error_console.print(f"[red]{ERROR_PREFIX.strip()}[/] {message}", soft_wrap=True)
 
 
 def make_progress(transient: bool = False) -> Progress:
@@ -43,6 +51,7 @@ def ultralytics_log(level: int = logging.INFO) -> Iterator[None]:
     import ultralytics.utils as ultralytics_utils
 
     logger, verbose = ultralytics_utils.LOGGER, ultralytics_utils.VERBOSE
+    level = max(level, logging.WARNING) if RANK > 0 else level  # under DDP, rank 0 logs for all
     levels = [logger.level, *(h.level for h in logger.handlers)]
     ultralytics_utils.VERBOSE = level <= logging.INFO
     for item in (logger, *logger.handlers):
