@@ -17,8 +17,6 @@ import argparse
 import json
 import platform
 import shutil
-import statistics
-import time
 from pathlib import Path
 
 import cv2
@@ -30,6 +28,7 @@ from ultralytics.engine.exporter import Exporter
 from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
 
 from yoloseghw import YOLOSeg
+from yoloseghw.compress.bench import latency
 
 
 def stock_onnx(model: DetectionModel | SemanticSegmentationModel, path: Path, imgsz: int) -> Path:
@@ -57,20 +56,8 @@ def letterboxed(images: list[Path], imgsz: int) -> list[np.ndarray]:
 
 def network_latency(sessions: dict[str, ort.InferenceSession], inputs: list[np.ndarray], runs: int, rounds: int):
     """p50/p90 ms of session.run per model, timed in `rounds` alternating blocks after a warm-up."""
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for name, s in sessions.items():
-        for x in inputs[:5]:
-            s.run(None, {s.get_inputs()[0].name: x})
-    per_round = max(runs // rounds, 1)
-    for r in range(rounds):
-        for name, s in sessions.items():
-            feed_name = s.get_inputs()[0].name
-            for i in range(per_round):
-                x = inputs[(r * per_round + i) % len(inputs)]
-                t = time.perf_counter()
-                s.run(None, {feed_name: x})
-                times[name].append((time.perf_counter() - t) * 1e3)
-    return {name: (statistics.median(t), sorted(t)[int(0.9 * (len(t) - 1))]) for name, t in times.items()}
+    runners = {name: (lambda x, s=s: s.run(None, {s.get_inputs()[0].name: x})) for name, s in sessions.items()}
+    return latency(runners, inputs, runs, rounds)
 
 
 def pipeline_split(weights: Path, images: list[Path], imgsz: int, threads: int) -> dict[str, float]:

@@ -277,6 +277,73 @@ def export(
 
 @app.command()
 @cli_errors
+def compress(
+    weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); the output is written beside it."),
+    method: str = typer.Option(..., help="quantize (INT8, -> best-int8.onnx) or fp16 (-> best-fp16.onnx)."),
+    det: Optional[Path] = typer.Option(None, help="quantize: detection dataset yaml (calibration images)."),
+    seg: Optional[Path] = typer.Option(None, help="quantize: semantic dataset yaml (calibration images)."),
+    calib: int = typer.Option(200, help="quantize: calibration images, half from each dataset's train split."),
+    calib_method: str = typer.Option("minmax", help="quantize: minmax, entropy or percentile."),
+    keep_float: str = typer.Option("", help="quantize: comma-separated node names kept in float (besides the tails)."),
+    imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
+    force: bool = typer.Option(False, help="Replace an existing output file."),
+) -> None:
+    """Write a compressed ONNX variant: INT8 (ONNX Runtime static quantization) or FP16."""
+    from yoloseghw import YOLOSeg
+    from yoloseghw.utils.console import console
+
+    model = YOLOSeg(_weights(weights, onnx=False))
+    nodes = tuple(n.strip() for n in keep_float.split(",") if n.strip())
+    path = model.compress(
+        method, det=det, seg=seg, calib=calib, calib_method=calib_method, keep_float=nodes, imgsz=imgsz, force=force
+    )
+    size = path.stat().st_size / 2**20
+    console.print(
+        f"Wrote {path} ({size:.1f} MB)\nValidate: yoloseg val --weights {path} --det DET.yaml --seg SEG.yaml",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@cli_errors
+def bench(
+    weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); its variants beside it are found."),
+    det: Path = typer.Option(..., help="Detection dataset yaml (val split)."),
+    seg: Path = typer.Option(..., help="Semantic dataset yaml (val split)."),
+    variant: list[Path] = typer.Option([], help="Another variant (.pt or .onnx) to compare; repeatable."),
+    threads: int = typer.Option(2, help="Threads for every variant (torch and ONNX Runtime)."),
+    batch: int = typer.Option(8, help="Batch size of the throughput figure."),
+    runs: int = typer.Option(100, help="Timed runs per variant."),
+    rounds: int = typer.Option(10, help="Round-robin blocks the runs are split into."),
+    baseline: bool = typer.Option(False, help="Add the stock single-task detector and semantic model."),
+    project: str = typer.Option("runs/yoloseg", help="Parent folder of the results."),
+    name: str = typer.Option("bench", help="Results folder name (bench, bench-2, ...)."),
+) -> None:
+    """The plain model against every compressed variant: size, latency, throughput and accuracy in one table."""
+    from yoloseghw import YOLOSeg
+    from yoloseghw.compress.bench import print_table
+    from yoloseghw.utils.console import console
+
+    model = YOLOSeg(_weights(weights, onnx=False))
+    result = model.bench(
+        det,
+        seg,
+        variants=tuple(variant),
+        threads=threads,
+        batch=batch,
+        runs=runs,
+        rounds=rounds,
+        baseline=baseline,
+        project=project,
+        name=name,
+    )
+    print_table(result)
+    console.print(f"Results: {model.save_dir}/bench.json, bench.csv, bench.png", markup=False, soft_wrap=True)
+
+
+@app.command()
+@cli_errors
 def info(weights: Path = typer.Argument(..., help="yoloseg checkpoint (.pt) or exported .onnx.")) -> None:
     """Show a model's two class lists, size and training metrics (ONNX: its input and outputs)."""
     from rich.table import Table

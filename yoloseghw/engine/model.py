@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 DEMO_DIR = Path("datasets") / "yoloseg-demo"
 METRIC_PREFIXES = ("metrics/", "fitness")
+COMPRESS_METHODS = {"quantize": "int8", "fp16": "fp16"}  # method -> the output's name suffix
 DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16, "nbs": 16}  # nbs=batch: an optimizer step per batch
 
 
@@ -110,6 +112,7 @@ class YOLOSeg:
                 "input": "dynamic" if self.onnx.dynamic else f"{(self.onnx.batch, 3, *self.onnx.imgsz)}",
                 "detections": "end-to-end (no NMS)" if self.onnx.end2end else "raw (NMS after the network)",
                 "semantic output": meta["semantic_output"],
+                "precision": meta["precision"],
                 "providers": ", ".join(self.onnx.providers),
             }
         model = self._require_model()
@@ -411,6 +414,73 @@ class YOLOSeg:
             semantic=semantic,
             device=device,
         )
+
+    def compress(
+        self,
+        method: str,
+        *,
+        det: str | Path | None = None,
+        seg: str | Path | None = None,
+        calib: int = 200,
+        calib_method: str = "minmax",
+        keep_float: tuple[str, ...] = (),
+        imgsz: int | None = None,
+        force: bool = False,
+    ) -> Path:
+        """A compressed ONNX variant, written beside the checkpoint (best.pt -> best-int8.onnx / best-fp16.onnx).
+
+        `quantize`: INT8 (ONNX Runtime static QDQ), calibrated on `calib` training images of both datasets (`det`,
+        `seg`) with `calib_method`; `keep_float` names nodes kept in float besides the decode tails. `fp16`: half the
+        size. Both are static-shape, batch 1, at `imgsz` (default: the training size); an existing output file is
+        replaced only with `force`.
+        """
+        from yoloseghw.compress.quantize import CALIBRATION_METHODS, calibration_images, convert_fp16, quantize_int8
+        from yoloseghw.engine.exporter import export_onnx
+        from yoloseghw.engine.predictor import round_to_stride
+
+        if method not in COMPRESS_METHODS:
+            raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(COMPRESS_METHODS)})")
+        model = self._require_model()
+        out = self.weights.with_name(f"{self.weights.stem}-{COMPRESS_METHODS[method]}.onnx")
+        if out.exists() and not force:
+            raise UserInputError(f"{out} exists; give --force to replace it")
+        images = []
+        if method == "quantize":
+            if det is None or seg is None:
+                raise UserInputError("--method quantize calibrates on both datasets: give --det and --seg")
+            if calib_method not in CALIBRATION_METHODS:
+                raise UserInputError(f"--calib-method: expected one of {', '.join(CALIBRATION_METHODS)}")
+            images = calibration_images(load_data_config(det, "det"), load_data_config(seg, "seg"), calib)
+        imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
+        with tempfile.TemporaryDirectory() as tmp:
+            with ultralytics_log(logging.WARNING):  # the FP32 export is a temporary step: no export report
+                fp32 = export_onnx(model, Path(tmp) / self.weights.name, imgsz=imgsz)
+            if method == "quantize":
+                return quantize_int8(fp32, out, images, calib_method, keep_float)
+            return convert_fp16(fp32, out)
+
+    def bench(
+        self,
+        det: str | Path,
+        seg: str | Path,
+        *,
+        variants: tuple[str | Path, ...] = (),
+        threads: int = 2,
+        batch: int = 8,
+        runs: int = 100,
+        rounds: int = 10,
+        baseline: bool = False,
+        project: str | Path = "runs/yoloseg",
+        name: str = "bench",
+    ) -> dict[str, Any]:
+        """Time and validate this checkpoint against its compressed variants (those beside it and `variants`), on
+        both val sets; writes bench.json, bench.csv and bench.png to a new `project/name` folder (`self.save_dir`)."""
+        from yoloseghw.compress.bench import run_bench
+
+        self._require_model()
+        self.save_dir = increment_path(Path(project) / name, exist_ok=False, sep="-")
+        kwargs = {"threads": threads, "batch": batch, "runs": runs, "rounds": rounds, "baseline": baseline}
+        return run_bench(self.weights, Path(det), Path(seg), self.save_dir, given=tuple(map(Path, variants)), **kwargs)
 
     def compare_with(
         self, other: str | Path, source: Any, conf: float = 0.25, threads: int | None = None

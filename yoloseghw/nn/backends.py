@@ -139,4 +139,10 @@ def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
         flags = {k: meta[k] == "True" for k in ("end2end", "dynamic")}
     except (KeyError, ValueError, SyntaxError) as e:
         raise UserInputError(f"--weights: {path} has damaged yoloseg metadata ({e})") from None
-    return {**parsed, **flags, "semantic_output": meta.get("semantic_output", "classmap"), "family": meta.get("family")}
+    return {
+        **parsed,
+        **flags,
+        "semantic_output": meta.get("semantic_output", "classmap"),
+        "family": meta.get("family"),
+        "precision": meta.get("precision", "fp32"),
+    }

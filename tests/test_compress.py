@@ -1,0 +1,140 @@
+"""`yoloseg compress --method quantize|fp16`: INT8 and FP16 ONNX variants that run, agree with FP32, and say what
+they are; bad input is one line with exit code 2 and overwrites nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from tests.helpers import assert_one_line_error, run
+from yoloseghw import YOLOSeg
+from yoloseghw.compress.quantize import LetterboxedImages, float_tail
+
+
+@pytest.fixture(scope="module")
+def weights(trained, tmp_path_factory) -> Path:
+    """A private copy of the tiny best.pt (64 px), with its FP32 export beside it."""
+    pt = Path(shutil.copy(trained, tmp_path_factory.mktemp("compress") / "best.pt"))
+    assert run("export", "--weights", pt).exit_code == 0
+    return pt
+
+
+def outputs(path: Path, images: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(detections, class maps) of an ONNX file on letterboxed images, as at calibration."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    reader, dets, maps = LetterboxedImages(images, (64, 64)), [], []
+    while (x := reader.get_next()) is not None:
+        det, seg = session.run(["detections", "semantic"], x)
+        dets.append(det), maps.append(seg)
+    return np.concatenate(dets), np.concatenate(maps)
+
+
+def meta(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+def train_images(tiny_pair) -> list[Path]:
+    return [p for yaml in tiny_pair for p in sorted((yaml.parent / "images" / "train").iterdir())]
+
+
+def test_quantize_writes_an_int8_model_that_runs_and_agrees_with_fp32(weights, tiny_pair):
+    result = run("compress", "--weights", weights, "--method", "quantize", "--det", tiny_pair[0], "--seg", tiny_pair[1])
+    assert result.exit_code == 0, result.output
+    int8 = weights.with_name("best-int8.onnx")
+    info = meta(int8)
+    assert info["precision"] == "int8" and info["calibration"] == "16 images of both datasets, minmax"
+    graph = onnx.load(str(int8)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ
+    tail = set(float_tail(onnx.load(str(weights.with_suffix(".onnx")))))
+    assert {"ArgMax", "Resize"} & {n.op_type for n in graph.node if n.name in tail}  # the semantic tail stays float
+    det32, map32 = outputs(weights.with_suffix(".onnx"), train_images(tiny_pair))
+    det8, map8 = outputs(int8, train_images(tiny_pair))
+    # stated tolerance on calibration-like input: 95% of class-map pixels identical; box and score outputs within
+    # 1% of their range on average
+    assert (map8 == map32).mean() >= 0.95
+    assert np.abs(det8 - det32).mean() <= 0.01 * (det32.max() - det32.min())
+    assert "int8" in run("info", int8).output
+    (r,) = YOLOSeg(int8).predict(np.zeros((70, 90, 3), np.uint8))
+    assert r.semantic_mask.shape == (70, 90)
+
+
+def test_fp16_halves_the_file_and_agrees_with_fp32(weights, tiny_pair):
+    result = run("compress", "--weights", weights, "--method", "fp16")
+    assert result.exit_code == 0, result.output
+    fp16, fp32 = weights.with_name("best-fp16.onnx"), weights.with_suffix(".onnx")
+    assert meta(fp16)["precision"] == "fp16" and "precision" not in meta(fp32)
+    assert fp16.stat().st_size < 0.6 * fp32.stat().st_size
+    det32, map32 = outputs(fp32, train_images(tiny_pair))
+    det16, map16 = outputs(fp16, train_images(tiny_pair))
+    assert (map16 == map32).mean() >= 0.99
+    assert np.abs(det16 - det32).mean() <= 0.001 * (det32.max() - det32.min())
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--method", "quantize"], ["give --det and --seg"]),
+        (["--method", "zip"], ["unknown method 'zip'", "quantize, fp16"]),
+        (["--method", "quantize", "--calib", "0", "DATA"], ["--calib must be at least 1"]),
+        (["--method", "quantize", "--calib-method", "mean", "DATA"], ["--calib-method"]),
+        (["--method", "quantize", "--keep-float", "/no/such/node", "DATA"], ["no node named /no/such/node"]),
+        (["--method", "fp16", "EXISTS"], ["exists; give --force"]),
+    ],
+)
+def test_compress_bad_input_is_one_line_and_overwrites_nothing(weights, tiny_pair, tmp_path, args, needles):
+    pt = Path(shutil.copy(weights, tmp_path / "w.pt"))
+    earlier = tmp_path / "w-fp16.onnx"
+    if "EXISTS" in args:
+        earlier.write_bytes(b"an earlier file")
+    data = ["--det", str(tiny_pair[0]), "--seg", str(tiny_pair[1])]
+    args = [a for arg in args if arg != "EXISTS" for a in (data if arg == "DATA" else [arg])]
+    assert_one_line_error(run("compress", "--weights", pt, *args), *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["w.pt", *([earlier.name] if earlier.exists() else [])])
+    assert not earlier.exists() or earlier.read_bytes() == b"an earlier file"
+
+
+def test_compress_refuses_an_onnx_file_and_a_checkpoint_that_is_not_yoloseg(weights, tmp_path):
+    assert_one_line_error(run("compress", "--weights", weights.with_suffix(".onnx"), "--method", "fp16"), "not a")
+    bogus = tmp_path / "notes.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    assert_one_line_error(run("compress", "--weights", bogus, "--method", "fp16"), str(bogus))
+
+
+def test_bench_writes_json_csv_and_png_with_every_column_filled(weights, tiny_pair, tmp_path):
+    pt = Path(shutil.copy(weights, tmp_path / "m.pt"))
+    assert run("export", "--weights", pt).exit_code == 0
+    assert run("compress", "--weights", pt, "--method", "fp16").exit_code == 0
+    args = ["--det", tiny_pair[0], "--seg", tiny_pair[1], "--runs", "4", "--rounds", "2", "--batch", "2"]
+    result = run("bench", "--weights", pt, *args, "--baseline", "--project", tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "runs" / "bench"
+    data = json.loads((out / "bench.json").read_text())
+    assert [v["variant"] for v in data["variants"]] == ["PyTorch FP32", "ONNX FP32", "ONNX FP16"]
+    keys = {"size_mb", "params", "GFLOPs", "p50_ms", "p90_ms", "preprocess_ms", "inference_ms", "postprocess_ms"}
+    keys |= {"images_per_s", "metrics/mAP50-95(B)", "metrics/mAP50(B)", "metrics/mIoU", "metrics/pixel_acc"}
+    for row in data["variants"]:
+        assert keys <= set(row) and all(row[k] is not None for k in keys), row
+    assert set(data["variants"][1]["change"]) >= {"p50_ms", "metrics/mIoU"}
+    assert [b["variant"] for b in data["baseline"]] == ["stock detector", "stock semantic"]
+    with open(out / "bench.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5 and all(all(v != "" for k, v in r.items() if k in keys) for r in rows[:3])
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ONNX FP16" in result.output and "mIoU" in result.output
+
+
+def test_bench_bad_input_is_one_line_and_writes_nothing(weights, tiny_pair, tmp_path):
+    args = ["--det", tiny_pair[0], "--seg", tiny_pair[1], "--project", tmp_path / "runs"]
+    missing = tmp_path / "nowhere-int8.onnx"
+    assert_one_line_error(run("bench", "--weights", weights, *args, "--variant", missing), "not found", missing.name)
+    assert_one_line_error(run("bench", "--weights", weights.with_suffix(".onnx"), *args), "not a PyTorch checkpoint")
+    assert_one_line_error(run("bench", "--weights", weights, *args, "--runs", "0"), "at least 1")
+    assert not (tmp_path / "runs").exists()

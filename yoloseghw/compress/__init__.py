@@ -1,0 +1,1 @@
+"""Model compression: INT8 and FP16 ONNX variants (quantize.py)."""
