@@ -284,7 +284,7 @@ def compress(
     seg: Optional[Path] = typer.Option(None, help="quantize: semantic dataset yaml (calibration images)."),
     calib: int = typer.Option(200, help="quantize: calibration images, half from each dataset's train split."),
     calib_method: str = typer.Option("minmax", help="quantize: minmax, entropy or percentile."),
-    keep_float: str = typer.Option("", help="quantize: comma-separated node names kept in float (besides the tails)."),
+    keep_float: str = typer.Option("", help="quantize: node names (a,b) kept in float besides the stem and tails."),
     imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
     force: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
