@@ -112,12 +112,14 @@ def test_bench_writes_json_csv_and_png_with_every_column_filled(weights, tiny_pa
     pt = Path(shutil.copy(weights, tmp_path / "m.pt"))
     assert run("export", "--weights", pt).exit_code == 0
     assert run("compress", "--weights", pt, "--method", "fp16").exit_code == 0
+    assert run("compress", "--weights", pt, "--method", "prune", "--ratio", "0.3").exit_code == 0
     args = ["--det", tiny_pair[0], "--seg", tiny_pair[1], "--runs", "4", "--rounds", "2", "--batch", "2"]
     result = run("bench", "--weights", pt, *args, "--baseline", "--project", tmp_path / "runs")
     assert result.exit_code == 0, result.output
     out = tmp_path / "runs" / "bench"
     data = json.loads((out / "bench.json").read_text())
-    assert [v["variant"] for v in data["variants"]] == ["PyTorch FP32", "ONNX FP32", "ONNX FP16"]
+    assert [v["variant"] for v in data["variants"]] == ["PyTorch FP32", "ONNX FP32", "ONNX FP16", "PyTorch m-prune30"]
+    assert data["variants"][3]["params"] < data["variants"][0]["params"]  # the pruned model's own size
     keys = {"size_mb", "params", "GFLOPs", "p50_ms", "p90_ms", "preprocess_ms", "inference_ms", "postprocess_ms"}
     keys |= {"images_per_s", "metrics/mAP50-95(B)", "metrics/mAP50(B)", "metrics/mIoU", "metrics/pixel_acc"}
     for row in data["variants"]:
@@ -126,9 +128,9 @@ def test_bench_writes_json_csv_and_png_with_every_column_filled(weights, tiny_pa
     assert [b["variant"] for b in data["baseline"]] == ["stock detector", "stock semantic"]
     with open(out / "bench.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 5 and all(all(v != "" for k, v in r.items() if k in keys) for r in rows[:3])
+    assert len(rows) == 6 and all(all(v != "" for k, v in r.items() if k in keys) for r in rows[:4])
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "ONNX FP16" in result.output and "mIoU" in result.output
+    assert "yoloseg bench" in result.output and "bench.json" in result.output
 
 
 def test_bench_bad_input_is_one_line_and_writes_nothing(weights, tiny_pair, tmp_path):
@@ -138,3 +140,65 @@ def test_bench_bad_input_is_one_line_and_writes_nothing(weights, tiny_pair, tmp_
     assert_one_line_error(run("bench", "--weights", weights.with_suffix(".onnx"), *args), "not a PyTorch checkpoint")
     assert_one_line_error(run("bench", "--weights", weights, *args, "--runs", "0"), "at least 1")
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("family, criterion", [("yolov8n", "l1"), ("yolo11n", "bn"), ("yolo26n", "l2")])
+def test_prune_makes_a_smaller_dense_model_that_trains_validates_and_exports(family, criterion, tiny_pair, tmp_path):
+    """C2f (v8), C3k2 + C2PSA attention (11, 26) and YOLO26's end-to-end head: fewer params and GFLOPs, both heads
+    keep their class counts, and the pruned module itself (not a yaml rebuild) trains, predicts and exports."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    from yoloseghw.engine.checkpoint import load_model, write_checkpoint
+    from yoloseghw.nn.tasks import DetSegModel
+
+    model = DetSegModel(f"{family}.yaml", nc=3, seg_nc=5, verbose=False)
+    model.names, model.seg_names = {0: "car", 1: "person", 2: "sign"}, dict(enumerate("abcde"))
+    pt = tmp_path / "base.pt"
+    write_checkpoint(pt, {"model": model, "train_args": {"imgsz": 64}})
+    params, gflops = sum(p.numel() for p in model.parameters()), get_flops(model, 64)
+    result = run("compress", "--weights", pt, "--method", "prune", "--ratio", "0.3", "--criterion", criterion)
+    assert result.exit_code == 0, result.output
+    assert "not fine-tuned" in result.output
+    pruned, _ = load_model(tmp_path / "base-prune30.pt")
+    assert sum(p.numel() for p in pruned.parameters()) < 0.85 * params
+    assert get_flops(pruned, 64) <= 0.7 * gflops + 1e-6
+    assert pruned.model[-1].nc == 3 and pruned.semantic.classifier[-1].out_channels == 5
+    tuned = YOLOSeg(tmp_path / "base-prune30.pt")
+    tuned.train(
+        det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, name="tune", epochs=1, imgsz=64, batch=4, plots=False
+    )
+    best, _ = load_model(tmp_path / "tune" / "weights" / "best.pt")
+    assert sum(p.numel() for p in best.parameters()) == sum(p.numel() for p in pruned.parameters())
+    onnx_path = YOLOSeg(tmp_path / "tune" / "weights" / "best.pt").export()
+    (r,) = YOLOSeg(onnx_path).predict(np.zeros((70, 90, 3), np.uint8))
+    assert r.semantic_mask.shape == (70, 90)
+
+
+def test_prune_in_steps_fine_tunes_after_each_round(weights, tiny_pair, tmp_path):
+    pt = Path(shutil.copy(weights, tmp_path / "m.pt"))
+    data = ["--det", tiny_pair[0], "--seg", tiny_pair[1], "--steps", "2", "--finetune-epochs", "2", "--batch", "4"]
+    result = run("compress", "--weights", pt, "--method", "prune", "--ratio", "0.2", *data)
+    assert result.exit_code == 0, result.output
+    assert "not fine-tuned" not in result.output
+    for run_dir in ("m-prune20-finetune", "m-prune20-finetune-2"):  # one fine-tuning run per round
+        assert (tmp_path / run_dir / "weights" / "best.pt").is_file()
+    assert YOLOSeg(tmp_path / "m-prune20.pt").ckpt["train_metrics"]  # the fine-tuned checkpoint, with its metrics
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--ratio", "1.5"], ["--ratio", "between 0 and 1"]),
+        (["--ratio", "0"], ["--ratio"]),
+        (["--criterion", "random"], ["--criterion", "l1, l2, bn"]),
+        (["--steps", "0"], ["--steps must be at least 1"]),
+    ],
+)
+def test_prune_bad_input_is_one_line(weights, tmp_path, args, needles):
+    pt = Path(shutil.copy(weights, tmp_path / "w.pt"))
+    assert_one_line_error(run("compress", "--weights", pt, "--method", "prune", *args), *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
+def test_prune_refuses_an_onnx_file(weights):
+    assert_one_line_error(run("compress", "--weights", weights.with_suffix(".onnx"), "--method", "prune"), "not a")

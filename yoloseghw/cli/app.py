@@ -279,23 +279,44 @@ def export(
 @cli_errors
 def compress(
     weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); the output is written beside it."),
-    method: str = typer.Option(..., help="quantize (INT8, -> best-int8.onnx) or fp16 (-> best-fp16.onnx)."),
-    det: Optional[Path] = typer.Option(None, help="quantize: detection dataset yaml (calibration images)."),
-    seg: Optional[Path] = typer.Option(None, help="quantize: semantic dataset yaml (calibration images)."),
+    method: str = typer.Option(
+        ..., help="prune (-> best-prune30.pt), quantize (INT8, -> best-int8.onnx) or fp16 (-> best-fp16.onnx)."
+    ),
+    det: Optional[Path] = typer.Option(
+        None, help="Detection dataset yaml (prune: fine-tuning; quantize: calibration)."
+    ),
+    seg: Optional[Path] = typer.Option(None, help="Semantic dataset yaml (prune: fine-tuning; quantize: calibration)."),
+    ratio: float = typer.Option(0.3, help="prune: the share of GFLOPs to remove (0-1)."),
+    criterion: str = typer.Option("l2", help="prune: channel importance, l1, l2 or bn (BatchNorm scale)."),
+    steps: int = typer.Option(1, help="prune: rounds, each followed by fine-tuning."),
+    finetune_epochs: int = typer.Option(10, help="prune: fine-tuning epochs in all (with --det and --seg)."),
+    batch: Optional[int] = typer.Option(None, help="prune: fine-tuning batch size."),
     calib: int = typer.Option(200, help="quantize: calibration images, half from each dataset's train split."),
     calib_method: str = typer.Option("minmax", help="quantize: minmax, entropy or percentile."),
     keep_float: str = typer.Option("", help="quantize: node names (a,b) kept in float besides the stem and tails."),
     imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
     force: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
-    """Write a compressed ONNX variant: INT8 (ONNX Runtime static quantization) or FP16."""
+    """Write a compressed variant: a structurally pruned checkpoint, or an INT8 or FP16 ONNX model."""
     from yoloseghw import YOLOSeg
     from yoloseghw.utils.console import console
 
     model = YOLOSeg(_weights(weights, onnx=False))
     nodes = tuple(n.strip() for n in keep_float.split(",") if n.strip())
     path = model.compress(
-        method, det=det, seg=seg, calib=calib, calib_method=calib_method, keep_float=nodes, imgsz=imgsz, force=force
+        method,
+        det=det,
+        seg=seg,
+        calib=calib,
+        calib_method=calib_method,
+        keep_float=nodes,
+        imgsz=imgsz,
+        ratio=ratio,
+        criterion=criterion,
+        steps=steps,
+        finetune_epochs=finetune_epochs,
+        force=force,
+        **({"batch": batch} if batch else {}),
     )
     size = path.stat().st_size / 2**20
     console.print(

@@ -1,8 +1,8 @@
 """`yoloseg bench`: the plain model against each compressed variant, in one table.
 
 Variants: the checkpoint in PyTorch (FP32, the reference), its ONNX export, and every variant found beside it
-(`best.onnx`, `best-int8.onnx`, `best-fp16.onnx`) or given. Per variant:
-- file size, parameters and GFLOPs (ONNX variants: those of the checkpoint they were made from);
+(`best.onnx`, `best-int8.onnx`, `best-fp16.onnx`, `best-prune30.pt` and its own ONNX variants) or given. Per variant:
+- file size, parameters and GFLOPs (ONNX variants: those of the checkpoint they were made from, found by name);
 - network latency p50/p90 at batch 1 after warm-up, all variants timed in turns (round robin) on the same
   letterboxed val images with the same thread count;
 - the pipeline split into pre-processing, inference and post-processing (`YOLOSeg.predict`);
@@ -51,8 +51,10 @@ class Variant:
 
 
 def find_variants(weights: Path, given: list[Path]) -> list[Path]:
-    """The checkpoint, the variants beside it, and the given ones (each once, in that order)."""
+    """The checkpoint, the variants beside it (pruned ones too), and the given ones (each once, in that order)."""
     found = [weights.with_name(weights.stem + suffix) for suffix in BESIDE]
+    for pruned in sorted(weights.parent.glob(f"{weights.stem}-prune*.pt")):
+        found += [pruned, *(pruned.with_name(pruned.stem + suffix) for suffix in BESIDE)]
     paths = [weights, *(p for p in found if p.is_file()), *given]
     for p in given:
         if not p.is_file():
@@ -113,13 +115,24 @@ def throughput(model: Any, inputs: list[np.ndarray], batch: int) -> tuple[float,
     return n / (time.perf_counter() - start), size
 
 
+def source_model(onnx_path: Path, reference: Any) -> Any:
+    """The PyTorch model an ONNX variant was made from: the checkpoint beside it of the same stem (best-prune30.pt for
+    best-prune30-int8.onnx), else the reference."""
+    from yoloseghw import YOLOSeg
+
+    stem = onnx_path.stem.removesuffix("-int8").removesuffix("-fp16")
+    pt = onnx_path.with_name(f"{stem}.pt")
+    return YOLOSeg(pt).model if pt.is_file() and pt != reference.weights else reference.model
+
+
 def variant_name(model: Any, path: Path, reference: Path) -> str:
     if path == reference:
         return "PyTorch FP32"
     if model.onnx is None:
         return f"PyTorch {path.stem}"
     precision = model.onnx.metadata["precision"].upper()
-    return f"ONNX {precision}" if path.stem.split("-")[0] == reference.stem else f"ONNX {precision} {path.stem}"
+    stem = path.stem.removesuffix("-int8").removesuffix("-fp16")
+    return f"ONNX {precision}" if stem == reference.stem else f"ONNX {precision} {stem}"
 
 
 def bench_images(det_data: dict, seg_data: dict, n: int = 20) -> list[Path]:
@@ -164,7 +177,7 @@ def run_bench(
         if model.onnx is not None and model.onnx.imgsz not in (None, (imgsz, imgsz)):
             raise UserInputError(f"{path} takes {model.onnx.imgsz} inputs; the checkpoint was trained at {imgsz}")
         name = variant_name(model, path, weights)
-        own = model.model if model.onnx is None else reference.model
+        own = model.model if model.onnx is None else source_model(path, reference)
         p, g = (params, gflops) if own is reference.model else (get_num_params(own), round(get_flops(own, imgsz), 2))
         models[name] = model
         variants.append(Variant(name, path, p, g))

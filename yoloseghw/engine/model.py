@@ -6,6 +6,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from copy import deepcopy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +25,12 @@ from yoloseghw.engine.checkpoint import (
     read_checkpoint,
     trained_epochs,
     upgrade_legacy_resumable,
+    write_checkpoint,
 )
 from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
-from yoloseghw.utils.console import console, ultralytics_log
+from yoloseghw.utils.console import console, ultralytics_log, warn
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
 from yoloseghw.utils.options import PHASED_FREEZE, check_options
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 DEMO_DIR = Path("datasets") / "yoloseg-demo"
 METRIC_PREFIXES = ("metrics/", "fitness")
-COMPRESS_METHODS = {"quantize": "int8", "fp16": "fp16"}  # method -> the output's name suffix
+COMPRESS_METHODS = {"prune": "prune", "quantize": "int8", "fp16": "fp16"}  # method -> the output's name suffix
 DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16, "nbs": 16}  # nbs=batch: an optimizer step per batch
 
 
@@ -425,14 +427,21 @@ class YOLOSeg:
         calib_method: str = "minmax",
         keep_float: tuple[str, ...] = (),
         imgsz: int | None = None,
+        ratio: float = 0.3,
+        criterion: str = "l2",
+        steps: int = 1,
+        finetune_epochs: int = 10,
         force: bool = False,
+        **train_options: Any,
     ) -> Path:
-        """A compressed ONNX variant, written beside the checkpoint (best.pt -> best-int8.onnx / best-fp16.onnx).
+        """A compressed variant, written beside the checkpoint (best.pt -> best-prune30.pt / best-int8.onnx /
+        best-fp16.onnx); an existing output file is replaced only with `force`.
 
-        `quantize`: INT8 (ONNX Runtime static QDQ), calibrated on `calib` training images of both datasets (`det`,
-        `seg`) with `calib_method`; `keep_float` names nodes kept in float besides the decode tails. `fp16`: half the
-        size. Both are static-shape, batch 1, at `imgsz` (default: the training size); an existing output file is
-        replaced only with `force`.
+        `prune`: structured pruning removing the share `ratio` of GFLOPs in `steps` rounds (channel importance by
+        `criterion`), each round fine-tuned for `finetune_epochs / steps` epochs on `det` + `seg` when given (with
+        `train_options`, e.g. batch, schedule). `quantize`: INT8 (ONNX Runtime static QDQ), calibrated on `calib`
+        training images of both datasets with `calib_method`; `keep_float` names more nodes kept in float. `fp16`: half
+        the size. The ONNX variants are static-shape, batch 1, at `imgsz` (default: the training size).
         """
         from yoloseghw.compress.quantize import CALIBRATION_METHODS, calibration_images, convert_fp16, quantize_int8
         from yoloseghw.engine.exporter import export_onnx
@@ -441,9 +450,12 @@ class YOLOSeg:
         if method not in COMPRESS_METHODS:
             raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(COMPRESS_METHODS)})")
         model = self._require_model()
-        out = self.weights.with_name(f"{self.weights.stem}-{COMPRESS_METHODS[method]}.onnx")
+        suffix = f"prune{round(ratio * 100)}.pt" if method == "prune" else f"{COMPRESS_METHODS[method]}.onnx"
+        out = self.weights.with_name(f"{self.weights.stem}-{suffix}")
         if out.exists() and not force:
             raise UserInputError(f"{out} exists; give --force to replace it")
+        if method == "prune":
+            return self._prune(out, det, seg, ratio, criterion, steps, finetune_epochs, imgsz, train_options)
         images = []
         if method == "quantize":
             if det is None or seg is None:
@@ -458,6 +470,64 @@ class YOLOSeg:
             if method == "quantize":
                 return quantize_int8(fp32, out, images, calib_method, keep_float)
             return convert_fp16(fp32, out)
+
+    def _prune(
+        self,
+        out: Path,
+        det: Any,
+        seg: Any,
+        ratio: float,
+        criterion: str,
+        steps: int,
+        finetune_epochs: int,
+        imgsz: int | None,
+        train_options: dict[str, Any],
+    ) -> Path:
+        """Prune in `steps` rounds to `ratio` of the GFLOPs removed, fine-tuning after each round when data is given;
+        the result is a checkpoint of the pruned module itself (never rebuilt from yaml)."""
+        from ultralytics.utils.torch_utils import get_flops
+
+        from yoloseghw.compress.prune import CRITERIA, prune
+
+        if not 0 < ratio < 1:
+            raise UserInputError(f"--ratio is the share of GFLOPs to remove: between 0 and 1 (exclusive), got {ratio}")
+        if criterion not in CRITERIA:
+            raise UserInputError(f"--criterion: expected one of {', '.join(CRITERIA)}, got '{criterion}'")
+        if steps < 1 or finetune_epochs < 0:
+            raise UserInputError(
+                f"--steps must be at least 1 and --finetune-epochs at least 0 (got {steps}, {finetune_epochs})"
+            )
+        if (det is None) != (seg is None):
+            raise UserInputError("give both --det and --seg to fine-tune the pruned model (or neither to prune only)")
+        if det is not None:
+            load_data_config(det, "det"), load_data_config(seg, "seg")
+        imgsz = imgsz or self._train_imgsz()
+        model = deepcopy(self._require_model())
+        base, params = get_flops(model, imgsz), sum(p.numel() for p in model.parameters())
+        for k in range(1, steps + 1):
+            target = base * (1 - ratio * k / steps)  # GFLOPs after round k
+            if get_flops(model, imgsz) > target:
+                prune(model, 1 - target / get_flops(model, imgsz), criterion, imgsz)
+            ckpt = {**self.ckpt, "model": deepcopy(model).half(), "ema": None, "optimizer": None, "train_metrics": {}}
+            ckpt.pop("train_results", None)
+            write_checkpoint(out, {**ckpt, "pruning": {"ratio": ratio, "criterion": criterion, "round": k}})
+            if det is not None and finetune_epochs:
+                epochs = max(finetune_epochs // steps, 1)
+                tuned = YOLOSeg(out)
+                tuned.train(det, seg, project=out.parent, name=f"{out.stem}-finetune", epochs=epochs, **train_options)
+                shutil.copyfile(tuned.weights, out)
+                model = deepcopy(tuned.model)
+        removed = 1 - get_flops(model, imgsz) / base
+        console.print(
+            f"Pruned {self.weights.name}: GFLOPs@{imgsz} {base:.2f} -> {get_flops(model, imgsz):.2f} ({removed:.1%} "
+            f"removed, asked {ratio:.0%}), parameters {params:,} -> {sum(p.numel() for p in model.parameters()):,}"
+        )
+        if det is None or not finetune_epochs:
+            warn(
+                f"{out.name} is not fine-tuned: its accuracy drops until it is "
+                f"(yoloseg train --model {out} --det DET.yaml --seg SEG.yaml)"
+            )
+        return out
 
     def bench(
         self,

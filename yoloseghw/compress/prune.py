@@ -1,0 +1,173 @@
+"""Structured pruning of a DetSegModel with torch-pruning's dependency graph: a smaller dense model.
+
+Channels are removed consistently across the backbone, the neck and both heads; each head's output convolutions keep
+their class counts, and attention blocks keep their heads. torch-pruning cannot follow the `chunk`/`split` that
+C2f, C3k2 and C2PSA apply to their first convolution, so that convolution is first rewritten as two (the same
+function, exactly). The semantic head is traced as in training, so that its auxiliary branch (used only in training)
+is pruned with the features it reads; BatchNorm statistics are left as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Conv
+from ultralytics.nn.modules.block import C2PSA, C2f, C3k2
+from ultralytics.utils.torch_utils import get_flops
+
+from yoloseghw.nn.tasks import DetSegModel
+from yoloseghw.utils.errors import UserInputError
+
+CRITERIA = ("l1", "l2", "bn")
+MAX_CHANNEL_SHARE = 0.9  # no layer loses more than this share of its channels
+ROUND_TO = 8  # channel counts stay multiples of 8: ONNX Runtime's blocked (NCHWc) convolutions need them
+
+
+def _conv_rows(conv: Conv, rows: slice) -> Conv:
+    """A copy of an Ultralytics Conv (conv + BN + act) keeping only output channels `rows`."""
+    new = copy.deepcopy(conv)
+    c = conv.conv
+    new.conv = nn.Conv2d(
+        c.in_channels,
+        rows.stop - rows.start,
+        c.kernel_size,
+        c.stride,
+        c.padding,
+        c.dilation,
+        c.groups,
+        c.bias is not None,
+    )
+    new.conv.weight.data = c.weight.data[rows].clone()
+    if c.bias is not None:
+        new.conv.bias.data = c.bias.data[rows].clone()
+    bn = conv.bn
+    new.bn = nn.BatchNorm2d(rows.stop - rows.start, bn.eps, bn.momentum)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(new.bn, name).data = getattr(bn, name).data[rows].clone()
+    return new.train(conv.training)
+
+
+class C2fTwoConv(C2f):
+    """C2f whose first convolution is two (cv1a, cv1b) instead of one split in two."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = [self.cv1a(x), self.cv1b(x)]
+        y.extend(m(y[-1]) for m in self.m)
+        return self.cv2(torch.cat(y, 1))
+
+    forward_split = forward  # what Ultralytics' exporter switches C2f blocks to
+
+
+class C3k2TwoConv(C3k2):
+    """C3k2 whose first convolution is two (cv1a, cv1b)."""
+
+    forward = forward_split = C2fTwoConv.forward
+
+
+class C2PSATwoConv(C2PSA):
+    """C2PSA whose first convolution is two (cv1a, cv1b)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.cv1a(x), self.cv1b(x)
+        return self.cv2(torch.cat((a, self.m(b)), 1))
+
+
+TWO_CONV = {C2f: C2fTwoConv, C3k2: C3k2TwoConv, C2PSA: C2PSATwoConv}
+
+
+def split_first_convs(model: nn.Module) -> None:
+    """Rewrite the split first convolution of every C2f/C3k2/C2PSA as two convolutions, in place."""
+    for module in model.modules():
+        cls = TWO_CONV.get(type(module))
+        if cls is not None:
+            c = module.c
+            module.cv1a, module.cv1b = _conv_rows(module.cv1, slice(0, c)), _conv_rows(module.cv1, slice(c, 2 * c))
+            del module.cv1
+            module.__class__ = cls
+
+
+def output_layers(model: DetSegModel) -> list[nn.Module]:
+    """Layers whose output channels are fixed: each head's output convolutions (class counts, box coordinates), the
+    DFL, and attention blocks (their channels are split into heads)."""
+    detect, semantic = model.model[-1], model.semantic
+    fixed = [semantic.classifier[-1]] + ([semantic.aux_head[-1]] if semantic.aux_head is not None else [])
+    for name in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
+        fixed += [branch[-1] for branch in getattr(detect, name, None) or []]
+    if hasattr(detect, "dfl"):
+        fixed.append(detect.dfl)
+    return fixed + [m for m in model.modules() if type(m).__name__ == "Attention"]
+
+
+def _tensors(out: Any) -> Iterator[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        yield out
+    elif isinstance(out, dict):
+        for v in out.values():
+            yield from _tensors(v)
+    elif isinstance(out, (list, tuple)):
+        for v in out:
+            yield from _tensors(v)
+
+
+def _trace_forward(model: DetSegModel, x: torch.Tensor) -> Any:
+    """torch-pruning traces in eval mode; the semantic head runs as in training, so its auxiliary branch is traced."""
+    model.semantic.train()
+    try:
+        return model(x)
+    finally:
+        model.semantic.eval()
+
+
+def prune(model: DetSegModel, ratio: float, criterion: str = "l2", imgsz: int = 640) -> dict[str, float]:
+    """Remove channels until the GFLOPs at `imgsz` drop by at least `ratio` (a share, 0-1); returns the GFLOPs and
+    parameters before and after. The model is changed in place (float32, training mode)."""
+    import torch_pruning as tp
+
+    if not 0 < ratio < 1:
+        raise UserInputError(f"--ratio is the share of GFLOPs to remove: between 0 and 1 (exclusive), got {ratio}")
+    if criterion not in CRITERIA:
+        raise UserInputError(f"--criterion: expected one of {', '.join(CRITERIA)}, got '{criterion}'")
+    model.float().train()
+    split_first_convs(model)
+    before = {"GFLOPs": get_flops(model, imgsz), "params": sum(p.numel() for p in model.parameters())}
+    importance = {
+        "l1": tp.importance.GroupMagnitudeImportance(p=1),
+        "l2": tp.importance.GroupMagnitudeImportance(p=2),
+        "bn": tp.importance.BNScaleImportance(),
+    }[criterion]
+    example = torch.zeros(2, 3, imgsz, imgsz)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # the tracing forward leaves the running statistics as they are
+    try:
+        steps = 50
+        pruner = tp.pruner.MetaPruner(
+            model,
+            example,
+            importance=importance,
+            pruning_ratio=MAX_CHANNEL_SHARE,
+            round_to=ROUND_TO,
+            iterative_steps=steps,
+            ignored_layers=output_layers(model),
+            output_transform=lambda out: list(_tensors(out)),
+            forward_fn=_trace_forward,
+        )
+        for _ in range(steps):
+            pruner.step()
+            if get_flops(model, imgsz) <= (1 - ratio) * before["GFLOPs"]:
+                break
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+    after = {"GFLOPs": get_flops(model, imgsz), "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "GFLOPs_before": before["GFLOPs"],
+        "GFLOPs_after": after["GFLOPs"],
+        "params_before": before["params"],
+        "params_after": after["params"],
+    }
