@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import logging
-import os
 import platform
 import statistics
 import time
@@ -33,6 +32,7 @@ import torch
 
 from yoloseghw.utils.console import console, make_progress, ultralytics_log
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import atomic_path
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 
 ACCURACY = (MAP50_95, MAP50, MIOU, PIXEL_ACC)
@@ -63,12 +63,8 @@ def find_variants(weights: Path, given: list[Path]) -> list[Path]:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def latency(runners: dict[str, Callable[[np.ndarray], Any]], inputs: list[np.ndarray], runs: int, rounds: int):

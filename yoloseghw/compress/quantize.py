@@ -11,7 +11,6 @@ plus any node named in `keep_float`. FP16 is onnxruntime's float16 converter, wi
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from ultralytics.data.utils import IMG_FORMATS
 
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import atomic_path
 
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -160,9 +160,5 @@ def _save_with_metadata(model: onnx.ModelProto, source: onnx.ModelProto, precisi
     for key, value in meta.items():
         prop = model.metadata_props.add()
         prop.key, prop.value = key, str(value)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         onnx.save(model, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -11,8 +11,6 @@ DDP workers). `yoloseg train --det D --seg S` writes one into the run folder; a 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from ultralytics.utils import YAML
 
 from yoloseghw.data.dataset import load_data_config, read_yaml_mapping
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import atomic_path
 from yoloseghw.utils.options import DEFAULTS, check_options
 
 PAIR_FILE = "pair.yaml"
@@ -70,12 +69,6 @@ def write_pair(path: Path, det: str | Path, seg: str | Path, options: dict[str, 
         elif key == "order" and isinstance(value, (tuple, list)):
             value = ",".join(value)
         content[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        YAML.save(Path(tmp), content)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        YAML.save(tmp, content)
     return path

@@ -22,20 +22,15 @@ from ultralytics.utils.torch_utils import strip_optimizer
 from yoloseghw import __version__
 from yoloseghw.nn import DetSegModel
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import atomic_path
 
 LEGACY_FORMAT = "yoloseg"  # the `format` key of 0.1.0 checkpoints
 
 
 def write_checkpoint(path: Path, ckpt: dict[str, Any]) -> None:
     """torch.save `ckpt` to `path` atomically (temp file + rename in the same folder): never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def strip_in_place(path: Path, updates: dict[str, Any] | None = None) -> None:

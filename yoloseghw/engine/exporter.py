@@ -6,7 +6,6 @@ model family and whether detections are end-to-end (no NMS needed) or raw (NMS a
 
 from __future__ import annotations
 
-import os
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from yoloseghw import __version__
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import atomic_path
 
 METADATA_KEY = "yoloseg"  # present in every yoloseg ONNX file; its value is the yoloseg version that wrote it
 SEMANTIC_OUTPUTS = ("classmap", "logits")
@@ -56,8 +56,7 @@ class DetSegExporter(Exporter):
                 "semantic": semantic_axes,
             }
         f = self.file.with_suffix(".onnx")
-        tmp = f.with_name(f".{f.stem}.{os.getpid()}.tmp.onnx")  # an earlier export survives a failed one
-        try:
+        with atomic_path(f) as tmp:  # an earlier export survives a failed one
             torch2onnx(self.model, self.im, str(tmp), opset, ["images"], ["detections", "semantic"], dynamic)
             model_onnx = onnx.load(str(tmp))
             if self.args.simplify:
@@ -69,9 +68,6 @@ class DetSegExporter(Exporter):
                 meta.key, meta.value = key, str(value)
             model_onnx.ir_version = min(model_onnx.ir_version, 10)  # onnxruntime reads IR <= 10
             onnx.save(model_onnx, str(tmp))
-            os.replace(tmp, f)
-        finally:
-            tmp.unlink(missing_ok=True)
         return str(f)
 
     def yoloseg_metadata(self, opset: int) -> dict[str, Any]:
