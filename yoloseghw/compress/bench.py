@@ -111,13 +111,17 @@ def throughput(model: Any, inputs: list[np.ndarray], batch: int) -> tuple[float,
     return n / (time.perf_counter() - start), size
 
 
+def model_stem(path: Path) -> str:
+    """The stem of the model a file holds: best-prune30 for best-prune30-int8.onnx and best-prune30.onnx."""
+    return path.stem.removesuffix("-int8").removesuffix("-fp16")
+
+
 def source_model(onnx_path: Path, reference: Any) -> Any:
     """The PyTorch model an ONNX variant was made from: the checkpoint beside it of the same stem (best-prune30.pt for
     best-prune30-int8.onnx), else the reference."""
     from yoloseghw import YOLOSeg
 
-    stem = onnx_path.stem.removesuffix("-int8").removesuffix("-fp16")
-    pt = onnx_path.with_name(f"{stem}.pt")
+    pt = onnx_path.with_name(f"{model_stem(onnx_path)}.pt")
     return YOLOSeg(pt).model if pt.is_file() and pt != reference.weights else reference.model
 
 
@@ -127,7 +131,7 @@ def variant_name(model: Any, path: Path, reference: Path) -> str:
     if model.onnx is None:
         return f"PyTorch {path.stem}"
     precision = model.onnx.metadata["precision"].upper()
-    stem = path.stem.removesuffix("-int8").removesuffix("-fp16")
+    stem = model_stem(path)
     return f"ONNX {precision}" if stem == reference.stem else f"ONNX {precision} {stem}"
 
 
@@ -135,8 +139,7 @@ def bench_images(det_data: dict, seg_data: dict, n: int = 20) -> list[Path]:
     """`n` val images of each dataset (the same for every variant)."""
     from yoloseghw.compress.quantize import calibration_images
 
-    val = {k: {**v, "train": v["val"]} for k, v in (("det", det_data), ("seg", seg_data))}
-    return calibration_images(val["det"], val["seg"], 2 * n)
+    return calibration_images(det_data, seg_data, 2 * n, split="val")
 
 
 def run_bench(

@@ -122,18 +122,23 @@ def _trace_forward(model: DetSegModel, x: torch.Tensor) -> Any:
         model.semantic.eval()
 
 
-def prune(model: DetSegModel, ratio: float, criterion: str = "l2", imgsz: int = 640) -> dict[str, float]:
-    """Remove channels until the GFLOPs at `imgsz` drop by at least `ratio` (a share, 0-1); returns the GFLOPs and
-    parameters before and after. The model is changed in place (float32, training mode)."""
-    import torch_pruning as tp
-
+def check_options(ratio: float, criterion: str) -> None:
+    """UserInputError for a GFLOPs share outside (0, 1) or an unknown importance criterion."""
     if not 0 < ratio < 1:
         raise UserInputError(f"--ratio is the share of GFLOPs to remove: between 0 and 1 (exclusive), got {ratio}")
     if criterion not in CRITERIA:
         raise UserInputError(f"--criterion: expected one of {', '.join(CRITERIA)}, got '{criterion}'")
+
+
+def prune(model: DetSegModel, ratio: float, criterion: str = "l2", imgsz: int = 640) -> float:
+    """Remove channels until the GFLOPs at `imgsz` drop by at least `ratio` (a share, 0-1); returns the GFLOPs left.
+    The model is changed in place (float32, training mode)."""
+    import torch_pruning as tp
+
+    check_options(ratio, criterion)
     model.float().train()
     split_first_convs(model)
-    before = {"GFLOPs": get_flops(model, imgsz), "params": sum(p.numel() for p in model.parameters())}
+    target = (1 - ratio) * get_flops(model, imgsz)
     importance = {
         "l1": tp.importance.GroupMagnitudeImportance(p=1),
         "l2": tp.importance.GroupMagnitudeImportance(p=2),
@@ -159,15 +164,10 @@ def prune(model: DetSegModel, ratio: float, criterion: str = "l2", imgsz: int = 
         )
         for _ in range(steps):
             pruner.step()
-            if get_flops(model, imgsz) <= (1 - ratio) * before["GFLOPs"]:
+            flops = get_flops(model, imgsz)
+            if flops <= target:
                 break
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-    after = {"GFLOPs": get_flops(model, imgsz), "params": sum(p.numel() for p in model.parameters())}
-    return {
-        "GFLOPs_before": before["GFLOPs"],
-        "GFLOPs_after": after["GFLOPs"],
-        "params_before": before["params"],
-        "params_after": after["params"],
-    }
+    return flops

@@ -56,6 +56,11 @@ def float_tail(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type != "Conv" and not reaches_conv(n)]
 
 
+def check_calib_method(method: str) -> None:
+    if method not in CALIBRATION_METHODS:
+        raise UserInputError(f"--calib-method: expected one of {', '.join(CALIBRATION_METHODS)}, got '{method}'")
+
+
 def float_stem(model: onnx.ModelProto) -> list[str]:
     """The convolution(s) reading the image input and the nodes after them up to the next convolution."""
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -72,16 +77,16 @@ def float_stem(model: onnx.ModelProto) -> list[str]:
     return stem
 
 
-def calibration_images(det_data: dict, seg_data: dict, n: int, seed: int = 0) -> list[Path]:
-    """`n` training images, half from each dataset (fewer when a set is smaller), drawn at random with `seed`."""
+def calibration_images(det_data: dict, seg_data: dict, n: int, seed: int = 0, split: str = "train") -> list[Path]:
+    """`n` images of `split`, half from each dataset (fewer when a set is smaller), drawn at random with `seed`."""
     if n < 1:
         raise UserInputError(f"--calib must be at least 1, got {n}")
     pools = []
     for flag, data in (("--det", det_data), ("--seg", seg_data)):
-        folder = Path(data["train"]) if isinstance(data["train"], str) else Path(data["train"][0])
+        folder = Path(data[split]) if isinstance(data[split], str) else Path(data[split][0])
         files = sorted(p for p in folder.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
         if not files:
-            raise UserInputError(f"{flag}: no training images in {folder} to calibrate on")
+            raise UserInputError(f"{flag}: no {split} images in {folder}")
         pools.append(files)
     rng = random.Random(seed)
     half = (n + 1) // 2
@@ -114,8 +119,7 @@ def quantize_int8(
     keep_float: Iterable[str] = (),
 ) -> Path:
     """Write the INT8 QDQ model of the static-shape export `fp32` to `out` (atomically); returns `out`."""
-    if method not in CALIBRATION_METHODS:
-        raise UserInputError(f"--calib-method: expected one of {', '.join(CALIBRATION_METHODS)}, got '{method}'")
+    check_calib_method(method)
     model = onnx.load(str(fp32))
     names = {n.name for n in model.graph.node}
     unknown = sorted(set(keep_float) - names)

@@ -443,7 +443,7 @@ class YOLOSeg:
         training images of both datasets with `calib_method`; `keep_float` names more nodes kept in float. `fp16`: half
         the size. The ONNX variants are static-shape, batch 1, at `imgsz` (default: the training size).
         """
-        from yoloseghw.compress.quantize import CALIBRATION_METHODS, calibration_images, convert_fp16, quantize_int8
+        from yoloseghw.compress.quantize import calibration_images, check_calib_method, convert_fp16, quantize_int8
         from yoloseghw.engine.exporter import export_onnx
         from yoloseghw.engine.predictor import round_to_stride
 
@@ -460,8 +460,7 @@ class YOLOSeg:
         if method == "quantize":
             if det is None or seg is None:
                 raise UserInputError("--method quantize calibrates on both datasets: give --det and --seg")
-            if calib_method not in CALIBRATION_METHODS:
-                raise UserInputError(f"--calib-method: expected one of {', '.join(CALIBRATION_METHODS)}")
+            check_calib_method(calib_method)
             images = calibration_images(load_data_config(det, "det"), load_data_config(seg, "seg"), calib)
         imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
         with tempfile.TemporaryDirectory() as tmp:
@@ -487,12 +486,9 @@ class YOLOSeg:
         the result is a checkpoint of the pruned module itself (never rebuilt from yaml)."""
         from ultralytics.utils.torch_utils import get_flops
 
-        from yoloseghw.compress.prune import CRITERIA, prune
+        from yoloseghw.compress.prune import check_options, prune
 
-        if not 0 < ratio < 1:
-            raise UserInputError(f"--ratio is the share of GFLOPs to remove: between 0 and 1 (exclusive), got {ratio}")
-        if criterion not in CRITERIA:
-            raise UserInputError(f"--criterion: expected one of {', '.join(CRITERIA)}, got '{criterion}'")
+        check_options(ratio, criterion)
         if steps < 1 or finetune_epochs < 0:
             raise UserInputError(
                 f"--steps must be at least 1 and --finetune-epochs at least 0 (got {steps}, {finetune_epochs})"
@@ -503,11 +499,12 @@ class YOLOSeg:
             load_data_config(det, "det"), load_data_config(seg, "seg")
         imgsz = imgsz or self._train_imgsz()
         model = deepcopy(self._require_model())
-        base, params = get_flops(model, imgsz), sum(p.numel() for p in model.parameters())
+        base = flops = get_flops(model, imgsz)
+        params = sum(p.numel() for p in model.parameters())
         for k in range(1, steps + 1):
             target = base * (1 - ratio * k / steps)  # GFLOPs after round k
-            if get_flops(model, imgsz) > target:
-                prune(model, 1 - target / get_flops(model, imgsz), criterion, imgsz)
+            if flops > target:
+                flops = prune(model, 1 - target / flops, criterion, imgsz)
             ckpt = {**self.ckpt, "model": deepcopy(model).half(), "ema": None, "optimizer": None, "train_metrics": {}}
             ckpt.pop("train_results", None)
             write_checkpoint(out, {**ckpt, "pruning": {"ratio": ratio, "criterion": criterion, "round": k}})
@@ -517,9 +514,8 @@ class YOLOSeg:
                 tuned.train(det, seg, project=out.parent, name=f"{out.stem}-finetune", epochs=epochs, **train_options)
                 shutil.copyfile(tuned.weights, out)
                 model = deepcopy(tuned.model)
-        removed = 1 - get_flops(model, imgsz) / base
         console.print(
-            f"Pruned {self.weights.name}: GFLOPs@{imgsz} {base:.2f} -> {get_flops(model, imgsz):.2f} ({removed:.1%} "
+            f"Pruned {self.weights.name}: GFLOPs@{imgsz} {base:.2f} -> {flops:.2f} ({1 - flops / base:.1%} "
             f"removed, asked {ratio:.0%}), parameters {params:,} -> {sum(p.numel() for p in model.parameters()):,}"
         )
         if det is None or not finetune_epochs:
