@@ -16,6 +16,7 @@ from yoloseghw import YOLOSeg
 from yoloseghw.engine.checkpoint import load_model, write_checkpoint
 from yoloseghw.engine.parity import agrees, compare_predictions
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend
+from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.nn.tasks import build_model
 
 
@@ -47,12 +48,13 @@ def test_export_has_named_outputs_and_self_describing_metadata(onnx_file, weight
     graph = onnx.load(str(onnx_file)).graph
     assert [o.name for o in graph.output] == ["detections", "semantic"]
     semantic = graph.output[1].type.tensor_type
-    assert semantic.elem_type == onnx.TensorProto.UINT8
-    assert [d.dim_value for d in semantic.shape.dim] == [1, 64, 64]
+    default = SemanticOutput.parse(DEFAULT_SEMANTIC_OUTPUT)
+    assert semantic.elem_type == onnx.TensorProto.UINT8 and default.classmap
+    assert [d.dim_value for d in semantic.shape.dim] == [1, 64 // default.stride, 64 // default.stride]
     meta = _meta(onnx_file)
     assert eval(meta["det_names"]) == model.det_names and eval(meta["seg_names"]) == model.seg_names
     assert meta["imgsz"] == "[64, 64]" and meta["stride"] == "32" and meta["family"] == "yolo26n"
-    assert meta["yoloseg"] and meta["semantic_output"] == "classmap"
+    assert meta["yoloseg"] and meta["semantic_output"] == DEFAULT_SEMANTIC_OUTPUT
 
 
 def test_onnx_matches_pytorch_on_raw_outputs(onnx_file, weights):
@@ -63,9 +65,8 @@ def test_onnx_matches_pytorch_on_raw_outputs(onnx_file, weights):
     (det_pt, _), logits = torch_backend(img)
     det_ort, classmap = onnx_backend(img)
     assert torch.allclose(det_pt, det_ort, atol=1e-3, rtol=1e-3)
-    assert (logits.argmax(1).repeat_interleave(8, 1).repeat_interleave(8, 2).shape) == classmap.shape
-    upsampled = torch.nn.functional.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False)
-    assert (upsampled.argmax(1) == classmap).float().mean() >= 0.995
+    expected = SemanticOutput.parse(DEFAULT_SEMANTIC_OUTPUT)(logits)
+    assert expected.shape == classmap.shape and (expected == classmap).float().mean() >= 0.995
 
 
 def test_onnx_predictions_agree_with_pytorch(onnx_file, weights, val_images):
@@ -108,7 +109,7 @@ def test_dynamic_logits_export_runs_other_sizes(weights, tmp_path):
 def test_dynamic_export_reproduces_pytorch_val(weights, tiny_pair, tmp_path):
     """Rectangular batches of 4 through a dynamic ONNX file give PyTorch's metrics."""
     dynamic = Path(shutil.copy(weights, tmp_path / "dyn.pt"))
-    YOLOSeg(dynamic).export(dynamic=True)
+    YOLOSeg(dynamic).export(dynamic=True, semantic="logits8")  # the head's own output, as PyTorch val reads it
     det, seg = tiny_pair
     pt = YOLOSeg(dynamic).val(det=det, seg=seg, batch=4, verbose=False)["metrics"]
     ox = YOLOSeg(tmp_path / "dyn.onnx").val(det=det, seg=seg, batch=4, threads=1, verbose=False)["metrics"]

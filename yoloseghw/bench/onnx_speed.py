@@ -1,14 +1,18 @@
 """ONNX Runtime latency: the joint det+seg model vs the two stock single-task Ultralytics models, exported alike.
 
-Exports (a) a yoloseg checkpoint with `yoloseg export`, (b) a stock Ultralytics detector and (c) a stock Ultralytics
-semantic model of the same family and class counts with Ultralytics' own exporter (FP32, static shape, batch 1,
-no NMS in the graph). All three run in ONNX Runtime on the CPU with a fixed thread count, on the same letterboxed
-real images, in turns (round robin) so machine noise hits all alike. Reports network p50/p90 per model, the joint
-model's share of the sum of the two single-task models, and the full pipeline split into pre-processing,
-inference and post-processing for the joint model in ONNX Runtime and in PyTorch.
+Exports (a) a yoloseg checkpoint with `yoloseg export`, once per semantic output kind asked for (`--semantic`), and
+with `--det/--seg` also as INT8 (`yoloseg compress --method quantize`), (b) a stock Ultralytics detector and (c) a
+stock Ultralytics semantic model of the same family and class counts with Ultralytics' own exporter (FP32, static
+shape, batch 1, no NMS in the graph; the stock semantic model with Ultralytics' full-size class map). All run in ONNX
+Runtime on the CPU with a fixed thread count, on the same letterboxed real images, in turns (round robin) so machine
+noise hits all alike. Reports network p50/p90 per model, each joint variant's share of the sum of the two
+single-task models, the full pipeline split into pre-processing, inference and post-processing (ONNX Runtime for
+every joint variant, PyTorch for the checkpoint), and with `--seg` each variant's mIoU and pixel accuracy on the
+semantic val set.
 
     python benchmarks/onnx_speed.py --weights runs/yoloseg/train/weights/best.pt \
-        --images ../shared/data/camvid/images/val --imgsz 640 --threads 2
+        --images ../shared/data/camvid/images/val --imgsz 640 --threads 2 \
+        --semantic classmap classmap4 classmap8 --det highway.yaml --seg camvid.yaml
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
 
 from yoloseghw import YOLOSeg
 from yoloseghw.compress.bench import latency
+from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
+from yoloseghw.utils.metrics import SEG_KEYS
 
 
 def stock_onnx(model: DetectionModel | SemanticSegmentationModel, path: Path, imgsz: int) -> Path:
@@ -69,6 +75,27 @@ def pipeline_split(weights: Path, images: list[Path], imgsz: int, threads: int) 
     return {k: v / p.seen for k, v in p.totals.items()}
 
 
+def joint_variants(weights: Path, out: Path, imgsz: int, kinds: list[str], det: Path | None, seg: Path | None):
+    """{name: ONNX file} of the joint model: one FP32 export per kind, and its INT8 twin when both datasets are given
+    (each kind from its own copy of the checkpoint, so that the files get their own names)."""
+    files = {}
+    for kind in kinds:
+        pt = Path(shutil.copy(weights, out / f"joint-{kind}.pt"))
+        model = YOLOSeg(pt)
+        files[f"joint {kind}"] = model.export(imgsz=imgsz, semantic=kind)
+        if det and seg:
+            files[f"joint {kind} INT8"] = model.compress(
+                "quantize", det=det, seg=seg, imgsz=imgsz, semantic=kind, force=True
+            )
+    return files
+
+
+def semantic_accuracy(path: Path, seg: Path, threads: int) -> dict[str, float]:
+    """mIoU and pixel accuracy of an ONNX file on the semantic val set of `seg`."""
+    metrics = YOLOSeg(path).val(seg=seg, threads=threads, verbose=False)["metrics"]
+    return {k.removeprefix("metrics/"): round(v, 4) for k, v in metrics.items() if k in SEG_KEYS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", type=Path, required=True, help="yoloseg best.pt (any family yoloseg supports)")
@@ -77,6 +104,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=100, help="timed runs per model")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--semantic", nargs="+", default=[DEFAULT_SEMANTIC_OUTPUT], help="joint output kinds")
+    parser.add_argument("--det", type=Path, help="detection yaml: with --seg, INT8 twins calibrated on both sets")
+    parser.add_argument("--seg", type=Path, help="semantic yaml: mIoU and pixel accuracy of every joint variant")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/onnx_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # the PyTorch pipeline row uses the same thread count
@@ -85,22 +115,26 @@ def main() -> None:
     joint_pt = Path(shutil.copy(args.weights, args.out / "joint.pt"))
     joint = YOLOSeg(joint_pt)
     family = joint.model.yaml["yaml_file"]
-    joint_onnx = joint.export(imgsz=args.imgsz)
+    files = joint_variants(joint_pt, args.out, args.imgsz, args.semantic, args.det, args.seg)
     det_nc, seg_nc = len(joint.det_names), len(joint.seg_names)
-    detect_onnx = stock_onnx(DetectionModel(family, nc=det_nc, verbose=False), args.out / "detect.onnx", args.imgsz)
+    files["detect"] = stock_onnx(DetectionModel(family, nc=det_nc, verbose=False), args.out / "detect.onnx", args.imgsz)
     semantic_yaml = family.replace(".yaml", "-sem.yaml")
     semantic = SemanticSegmentationModel(semantic_yaml, nc=seg_nc, verbose=False)
-    semantic_onnx = stock_onnx(semantic, args.out / "semantic.onnx", args.imgsz)
+    files["semantic"] = stock_onnx(semantic, args.out / "semantic.onnx", args.imgsz)
 
     images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:50]
     inputs = letterboxed(images, args.imgsz)
-    files = {"joint": joint_onnx, "detect": detect_onnx, "semantic": semantic_onnx}
     sessions = {name: session(path, args.threads) for name, path in files.items()}
     latency = network_latency(sessions, inputs, args.runs, args.rounds)
-    ratio = latency["joint"][0] / (latency["detect"][0] + latency["semantic"][0])
+    stock = latency["detect"][0] + latency["semantic"][0]
+    joints = [name for name in files if name.startswith("joint")]
     result = {
         "command": "python benchmarks/onnx_speed.py "
-        + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
+        + " ".join(
+            f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items()
+            if k != "out" and v is not None
+        ),
         "machine": f"{platform.processor() or platform.machine()}, onnxruntime {ort.__version__}",
         "family": Path(family).stem,
         "imgsz": args.imgsz,
@@ -108,12 +142,14 @@ def main() -> None:
         "images": len(images),
         "latency_ms": {k: {"p50": round(v[0], 2), "p90": round(v[1], 2)} for k, v in latency.items()},
         "size_mb": {k: round(p.stat().st_size / 2**20, 2) for k, p in files.items()},
-        "joint_over_sum": round(ratio, 3),
+        "joint_over_sum": {name: round(latency[name][0] / stock, 3) for name in joints},
         "pipeline_ms": {
-            "onnxruntime": pipeline_split(joint_onnx, images, args.imgsz, args.threads),
+            **{name: pipeline_split(files[name], images, args.imgsz, args.threads) for name in joints},
             "pytorch": pipeline_split(joint_pt, images, args.imgsz, args.threads),
         },
     }
+    if args.seg:
+        result["semantic_val"] = {name: semantic_accuracy(files[name], args.seg, args.threads) for name in joints}
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

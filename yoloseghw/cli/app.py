@@ -10,6 +10,13 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
+
+SEMANTIC_HELP = (
+    "Semantic output: classmap[2|4|8] (uint8 class ids, argmax in the graph, at stride 1/2/4/8) or "
+    "logits[2|4|8] (float); predict and val resize it to the image."
+)
+
 app = typer.Typer(
     name="yoloseg",
     help="One YOLO network for object detection + semantic segmentation, "
@@ -236,7 +243,7 @@ def export(
     simplify: bool = typer.Option(False, help="Simplify the graph with onnxslim."),
     opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the newest Ultralytics trusts)."),
     batch: int = typer.Option(1, help="Batch size of a static export."),
-    semantic: str = typer.Option("classmap", help="classmap: uint8 [B,H,W] ids; logits: float [B,nc,H,W]."),
+    semantic: str = typer.Option(DEFAULT_SEMANTIC_OUTPUT, help=SEMANTIC_HELP),
     verify: Optional[str] = typer.Option(
         None, help="Images (file, folder, glob) to check the export against PyTorch on; exit 1 if they disagree."
     ),
@@ -295,6 +302,7 @@ def compress(
     calib_method: str = typer.Option("minmax", help="quantize: minmax, entropy or percentile."),
     keep_float: str = typer.Option("", help="quantize: node names (a,b) kept in float besides the stem and tails."),
     imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
+    semantic: str = typer.Option(DEFAULT_SEMANTIC_OUTPUT, help="quantize, fp16: " + SEMANTIC_HELP),
     force: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """Write a compressed variant: a structurally pruned checkpoint, or an INT8 or FP16 ONNX model."""
@@ -315,6 +323,7 @@ def compress(
         criterion=criterion,
         steps=steps,
         finetune_epochs=finetune_epochs,
+        semantic=semantic,
         force=force,
         **({"batch": batch} if batch else {}),
     )

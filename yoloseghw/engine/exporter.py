@@ -10,26 +10,41 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
 from ultralytics.engine.exporter import Exporter
 
 from yoloseghw import __version__
+from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path
 
 METADATA_KEY = "yoloseg"  # present in every yoloseg ONNX file; its value is the yoloseg version that wrote it
-SEMANTIC_OUTPUTS = ("classmap", "logits")
+
+
+class WithSemanticOutput(nn.Module):
+    """A DetSegModel whose eval forward returns `(detections, kind(logits))`: what an export of that kind traces."""
+
+    def __init__(self, model: DetSegModel, kind: SemanticOutput):
+        super().__init__()
+        self.model, self.kind = model, kind
+
+    def forward(self, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        det, logits = self.model(x)
+        return det, self.kind(logits, self.model.semantic.nc)
 
 
 class DetSegExporter(Exporter):
     """Ultralytics' Exporter with an ONNX step for two named outputs: `detections` and `semantic`.
 
     Ultralytics names and makes dynamic only `output0` (and a segment model's protos); here both outputs get names,
-    dynamic axes with `dynamic=True`, and metadata with the two class lists.
+    dynamic axes with `dynamic=True`, and metadata with the two class lists. The semantic output is the kind
+    `semantic` (nn/semantic_output.py) instead of Ultralytics' full-size class map.
     """
 
-    def __init__(self, semantic: str = "classmap", **overrides: Any):
+    def __init__(self, semantic: SemanticOutput, **overrides: Any):
         super().__init__(overrides={**overrides, "format": "onnx"})
         self.semantic = semantic
 
@@ -41,23 +56,18 @@ class DetSegExporter(Exporter):
         opset = self.args.opset or best_onnx_opset(onnx)
         if opset < 11:
             raise UserInputError(f"--opset: yoloseg models need opset 11 or newer, got {opset}")
-        head = self.model.semantic
-        head.format = "onnx" if self.semantic == "classmap" else None  # None: upsampled logits, no in-graph argmax
+        self.model.semantic.export = False  # the head gives its stride-8 logits; the kind makes the output
         dynamic = None
         if self.args.dynamic:
-            semantic_axes = (
-                {0: "batch", 1: "height", 2: "width"}
-                if self.semantic == "classmap"
-                else {0: "batch", 2: "height", 3: "width"}
-            )
             dynamic = {
                 "images": {0: "batch", 2: "height", 3: "width"},
                 "detections": {0: "batch"} if self.model.end2end else {0: "batch", 2: "anchors"},
-                "semantic": semantic_axes,
+                "semantic": self.semantic.dynamic_axes(),
             }
         f = self.file.with_suffix(".onnx")
+        traced = WithSemanticOutput(self.model, self.semantic)
         with atomic_path(f) as tmp:  # an earlier export survives a failed one
-            torch2onnx(self.model, self.im, str(tmp), opset, ["images"], ["detections", "semantic"], dynamic)
+            torch2onnx(traced, self.im, str(tmp), opset, ["images"], ["detections", "semantic"], dynamic)
             model_onnx = onnx.load(str(tmp))
             if self.args.simplify:
                 import onnxslim
@@ -82,7 +92,7 @@ class DetSegExporter(Exporter):
             "family": Path(str(model.yaml.get("yaml_file", "custom"))).stem,
             "det_names": dict(model.det_names),
             "seg_names": dict(model.seg_names),
-            "semantic_output": self.semantic,
+            "semantic_output": self.semantic.name,
             "dynamic": bool(self.args.dynamic),
             "opset": opset,
         }
@@ -97,12 +107,12 @@ def export_onnx(
     simplify: bool = False,
     opset: int | None = None,
     batch: int = 1,
-    semantic: str = "classmap",
+    semantic: str = DEFAULT_SEMANTIC_OUTPUT,
     device: str = "cpu",
 ) -> Path:
-    """Export `model` (loaded from `weights`) to `<weights stem>.onnx` beside it; returns the ONNX path."""
-    if semantic not in SEMANTIC_OUTPUTS:
-        raise UserInputError(f"--semantic: expected one of {', '.join(SEMANTIC_OUTPUTS)}, got '{semantic}'")
+    """Export `model` (loaded from `weights`) to `<weights stem>.onnx` beside it, with the semantic output kind
+    `semantic`; returns the ONNX path."""
+    kind = SemanticOutput.parse(semantic)
     if batch < 1:
         raise UserInputError(f"--batch must be at least 1, got {batch}")
     if simplify:
@@ -114,7 +124,7 @@ def export_onnx(
     model.pt_path = str(weights)  # the Exporter names its output after this file
     model.task = "detect"  # the Exporter's per-task switches: treat it as a detector, the semantic head is ours
     exporter = DetSegExporter(
-        semantic=semantic,
+        semantic=kind,
         imgsz=imgsz,
         dynamic=dynamic,
         simplify=simplify,

@@ -29,6 +29,7 @@ from yoloseghw.engine.checkpoint import (
 )
 from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
+from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 from yoloseghw.utils.console import console, ultralytics_log, warn
 from yoloseghw.utils.errors import UserInputError
@@ -113,7 +114,7 @@ class YOLOSeg:
                 "seg_names": self.onnx.seg_names,
                 "input": "dynamic" if self.onnx.dynamic else f"{(self.onnx.batch, 3, *self.onnx.imgsz)}",
                 "detections": "end-to-end (no NMS)" if self.onnx.end2end else "raw (NMS after the network)",
-                "semantic output": meta["semantic_output"],
+                "semantic output": meta["semantic_output"].name,
                 "precision": meta["precision"],
                 "providers": ", ".join(self.onnx.providers),
             }
@@ -359,12 +360,14 @@ class YOLOSeg:
         project: str | Path = "runs/yoloseg",
         name: str = "predict",
         verbose: bool = False,
+        semantic: str | None = None,
     ) -> list[DetSegResult] | Iterator[DetSegResult]:
         """Detect and segment an image, folder, glob, video, camera index or in-memory image(s).
 
         Returns one DetSegResult per image or frame (`.boxes`, `.semantic_mask`, `.plot()`), or a generator with
         `stream=True`. With any `save*` option the outputs go to a new `project/name` folder (`self.save_dir`).
-        No source: an example image shipped with Ultralytics.
+        No source: an example image shipped with Ultralytics. `semantic`: for a PyTorch model, the semantic output
+        kind to compute, as an export of that kind would (default: the export default; an ONNX file has its own).
         """
         from yoloseghw.engine.predictor import DetSegPredictor, PredictionWriter
 
@@ -372,7 +375,7 @@ class YOLOSeg:
             raise UserInputError(f"--conf, --iou and --alpha must be between 0 and 1 (got {conf}, {iou}, {alpha})")
         backend = self._backend(device, threads)
         imgsz = imgsz or self._train_imgsz()
-        predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det)
+        predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det, semantic)
         writer = None
         if save or save_mask or save_txt or save_json:
             self.save_dir = increment_path(Path(project) / name, exist_ok=False, mkdir=True)
@@ -391,12 +394,14 @@ class YOLOSeg:
         simplify: bool = False,
         opset: int | None = None,
         batch: int = 1,
-        semantic: str = "classmap",
+        semantic: str = DEFAULT_SEMANTIC_OUTPUT,
         device: str = "cpu",
     ) -> Path:
         """Export to ONNX beside the checkpoint (best.pt -> best.onnx): outputs `detections` and `semantic`.
 
-        `semantic='classmap'` bakes the argmax into the graph (uint8 [B,H,W]); 'logits' gives [B,nc,H,W] floats.
+        `semantic` is the semantic output kind (nn/semantic_output.py): `classmap4` (default) bakes the argmax into
+        the graph at stride 4 (uint8 [B,H/4,W/4]); `classmap` at the input size; `logits8` gives the head's float
+        logits [B,nc,H/8,W/8]; predict and val resize any of them to the image.
         """
         from yoloseghw.engine.exporter import export_onnx
         from yoloseghw.engine.predictor import round_to_stride
@@ -431,6 +436,7 @@ class YOLOSeg:
         criterion: str = "l2",
         steps: int = 1,
         finetune_epochs: int = 10,
+        semantic: str = DEFAULT_SEMANTIC_OUTPUT,
         force: bool = False,
         **train_options: Any,
     ) -> Path:
@@ -441,7 +447,8 @@ class YOLOSeg:
         `criterion`), each round fine-tuned for `finetune_epochs / steps` epochs on `det` + `seg` when given (with
         `train_options`, e.g. batch, schedule). `quantize`: INT8 (ONNX Runtime static QDQ), calibrated on `calib`
         training images of both datasets with `calib_method`; `keep_float` names more nodes kept in float. `fp16`: half
-        the size. The ONNX variants are static-shape, batch 1, at `imgsz` (default: the training size).
+        the size. The ONNX variants are static-shape, batch 1, at `imgsz` (default: the training size), with the
+        semantic output kind `semantic` (see `export`).
         """
         from yoloseghw.compress.quantize import calibration_images, check_calib_method, convert_fp16, quantize_int8
         from yoloseghw.engine.exporter import export_onnx
@@ -465,7 +472,7 @@ class YOLOSeg:
         imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
         with tempfile.TemporaryDirectory() as tmp:
             with ultralytics_log(logging.WARNING):  # the FP32 export is a temporary step: no export report
-                fp32 = export_onnx(model, Path(tmp) / self.weights.name, imgsz=imgsz)
+                fp32 = export_onnx(model, Path(tmp) / self.weights.name, imgsz=imgsz, semantic=semantic)
             if method == "quantize":
                 return quantize_int8(fp32, out, images, calib_method, keep_float)
             return convert_fp16(fp32, out)
@@ -557,7 +564,8 @@ class YOLOSeg:
 
         twin = YOLOSeg(other)
         imgsz = twin._train_imgsz()
-        mine = self.predict(source, imgsz=imgsz, conf=conf, threads=threads)
+        kind = twin.onnx.semantic_output.name if twin.onnx else None  # PyTorch computes the ONNX file's output kind
+        mine = self.predict(source, imgsz=imgsz, conf=conf, threads=threads, semantic=kind)
         theirs = twin.predict(source, imgsz=imgsz, conf=conf, threads=threads)
         return compare_predictions(mine, theirs, conf)
 

@@ -1,9 +1,11 @@
 """DetSegPredictor: images, folders, globs, videos and cameras through either backend, one pre/post-processing path.
 
 Pre-processing is Ultralytics' LetterBox to a square `imgsz`; post-processing is Ultralytics' NMS (skipped for
-end-to-end heads) and box scaling, and for the semantic output an argmax at the network's input resolution followed
-by a nearest-neighbour resize of the class map back to the original image, exactly what an exported model with an
-in-graph argmax does, so PyTorch and ONNX Runtime give the same maps.
+end-to-end heads) and box scaling. The semantic output is of one kind (nn/semantic_output.py): an ONNX file's own,
+read from its metadata, or for PyTorch the kind asked for (default: the export default), applied to the head's
+logits exactly as an export of that kind does in its graph, so PyTorch and ONNX Runtime give the same maps. It is
+then resized once, from its stride straight to the original image, with the letterbox padding cut away:
+nearest-neighbour for class maps, bilinear (then the argmax) for logits.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import nms, ops
 
 from yoloseghw.data.sources import open_source
 from yoloseghw.engine.results import DetSegResult
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend
+from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.utils.console import console, fit_info, make_progress, warn
 from yoloseghw.utils.errors import UserInputError
 
@@ -40,8 +42,11 @@ class DetSegPredictor:
         iou: float = 0.7,
         classes: list[int] | None = None,
         max_det: int = 300,
+        semantic: str | None = None,
     ):
+        """`semantic`: for a PyTorch backend, the semantic output kind to give (default: the export default)."""
         self.backend = backend
+        self.semantic = torch_semantic_output(backend, semantic)
         self.imgsz = input_size(backend, imgsz)
         self.conf, self.iou, self.classes, self.max_det = conf, iou, classes, max_det
         self.letterbox = LetterBox((self.imgsz, self.imgsz), auto=False, stride=backend.stride)
@@ -56,7 +61,7 @@ class DetSegPredictor:
     def postprocess(
         self, det: Any, seg: torch.Tensor, img: torch.Tensor, images: list[np.ndarray], paths: list[str], frames: list
     ) -> list[DetSegResult]:
-        """Boxes via Ultralytics NMS (or the end-to-end filter) scaled to each image; class maps resized back."""
+        """Boxes via Ultralytics NMS (or the end-to-end filter) scaled to each image; class maps resized once to it."""
         boxes = nms.non_max_suppression(
             det,
             self.conf,
@@ -65,17 +70,14 @@ class DetSegPredictor:
             max_det=self.max_det,
             end2end=self.backend.end2end,
         )
-        class_maps = semantic_class_map(seg, img.shape[2:])
+        if self.semantic is not None:
+            seg = self.semantic(seg)
         results = []
-        for b, cmap, im, path, frame in zip(boxes, class_maps, images, paths, frames):
+        for b, s, im, path, frame in zip(boxes, seg, images, paths, frames):
             b = b.cpu()
             b[:, :4] = ops.scale_boxes(img.shape[2:], b[:, :4], im.shape)
-            mask = ops.scale_masks(cmap[None, None].float(), im.shape[:2], mode="nearest")[0, 0]
-            results.append(
-                DetSegResult(
-                    im, path, b, mask.byte().cpu().numpy(), self.backend.det_names, self.backend.seg_names, frame
-                )
-            )
+            mask = semantic_to_image(s, self.letterbox.get_params({"img": im}), img.shape[2])
+            results.append(DetSegResult(im, path, b, mask, self.backend.det_names, self.backend.seg_names, frame))
         return results
 
     def predict_images(self, images: list[np.ndarray], paths: list[str], frames: list | None = None):
@@ -140,13 +142,42 @@ class DetSegPredictor:
         )
 
 
-def semantic_class_map(seg: torch.Tensor, input_hw: tuple[int, int]) -> torch.Tensor:
-    """[B,H,W] class ids at the network input size, from a baked class map or from logits at any stride."""
-    if seg.ndim == 3:
-        return seg
-    if tuple(seg.shape[2:]) != tuple(input_hw):
-        seg = F.interpolate(seg.float(), size=tuple(input_hw), mode="bilinear", align_corners=False)
-    return seg.max(1).indices.to(torch.uint8)  # max(dim) streams on the CPU; argmax(1) loops per output (10x slower)
+def torch_semantic_output(backend: TorchBackend | OnnxBackend, name: str | None) -> SemanticOutput | None:
+    """The kind the predictor applies to a PyTorch backend's logits; None for an ONNX file, which has its own."""
+    if backend.semantic_output is None:
+        return SemanticOutput.parse(name or DEFAULT_SEMANTIC_OUTPUT)
+    if name and name != backend.semantic_output.name:
+        raise UserInputError(
+            f"--semantic {name}: {backend.path.name} was exported with semantic output "
+            f"'{backend.semantic_output.name}' (export again with --semantic {name})"
+        )
+    return None
+
+
+def semantic_to_image(seg: torch.Tensor, letterbox: dict[str, Any], input_size: int) -> np.ndarray:
+    """One image's class map [h,w] (or logits [nc,h,w], then the argmax) at any stride of the `input_size` square,
+    resized once to the original image: the letterbox padding cut away with sub-pixel precision, the rest scaled.
+
+    `letterbox` is Ultralytics' `LetterBox.get_params` of that image. Nearest-neighbour for class ids, bilinear for
+    logits; output pixel centres map exactly onto the output's pixel grid.
+    """
+    h0, w0 = letterbox["orig_shape"]
+    new_w, new_h = letterbox["new_unpad"]
+    stride = input_size / seg.shape[-1]
+    ax, ay = new_w / w0 / stride, new_h / h0 / stride  # output pixels per original pixel
+    bx = (0.5 * new_w / w0 + letterbox["left"]) / stride - 0.5  # where original pixel 0's centre lands
+    by = (0.5 * new_h / h0 + letterbox["top"]) / stride - 0.5
+    inverse = np.array([[ax, 0, bx], [0, ay, by]], dtype=np.float64)
+    flags, border = cv2.WARP_INVERSE_MAP, cv2.BORDER_REPLICATE
+    array = seg.cpu().numpy()
+    if array.ndim == 2:  # class ids: int32 only when there are more than 256 classes; OpenCV warps uint16
+        ids = array if array.dtype == np.uint8 else array.astype(np.uint16)
+        return cv2.warpAffine(ids, inverse, (w0, h0), flags=flags | cv2.INTER_NEAREST, borderMode=border)
+    logits = np.ascontiguousarray(array.transpose(1, 2, 0), dtype=np.float32)
+    up = cv2.warpAffine(logits, inverse, (w0, h0), flags=flags | cv2.INTER_LINEAR, borderMode=border)
+    if up.ndim == 2:  # one class: OpenCV drops the channel axis
+        return (up > 0).astype(np.uint8)
+    return up.argmax(2).astype(np.uint8 if up.shape[2] <= 256 else np.uint16)
 
 
 def input_size(backend: TorchBackend | OnnxBackend, imgsz: int | None) -> int:

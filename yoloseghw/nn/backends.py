@@ -1,8 +1,10 @@
 """Inference backends with one interface: a PyTorch DetSegModel, or an exported ONNX file run by ONNX Runtime.
 
 A backend takes a letterboxed float image batch [B,3,H,W] in 0-1 and returns (detections, semantic) as torch
-tensors; predict and val post-process both the same way. It also knows both class lists, the stride, whether
-detections are end-to-end (no NMS) and, for a static ONNX file, the one input shape it accepts.
+tensors; predict and val post-process both the same way. The semantic output is the PyTorch head's stride-8 logits,
+or the kind an ONNX file was exported with (`semantic_output`, from its metadata; nn/semantic_output.py). A backend
+also knows both class lists, the stride, whether detections are end-to-end (no NMS) and, for a static ONNX file, the
+one input shape it accepts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from yoloseghw.nn.semantic_output import SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.errors import UserInputError
 
@@ -44,6 +47,7 @@ class TorchBackend:
     dynamic = True  # any batch and image size (multiples of the stride)
     imgsz: tuple[int, int] | None = None
     batch: int | None = None
+    semantic_output: SemanticOutput | None = None  # raw head logits; the predictor applies the kind it is asked for
 
     def __init__(self, model: DetSegModel, device: str | torch.device = "", fuse: bool = False):
         self.device = torch_device(device)
@@ -103,7 +107,7 @@ class OnnxBackend:
         self.input_dtype = np.float16 if "float16" in image_input.type else np.float32
 
     def __call__(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(detections, semantic class map [B,H,W] or logits [B,nc,H,W]) as torch tensors."""
+        """(detections, semantic output of the file's kind: class map [B,h,w] or logits [B,nc,h,w]) as torch tensors."""
         x = img.detach().cpu().numpy().astype(self.input_dtype, copy=False)
         if self.imgsz is not None and (tuple(x.shape[2:]) != self.imgsz or x.shape[0] != self.batch):
             raise UserInputError(
@@ -137,12 +141,13 @@ def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
     try:
         parsed = {k: ast.literal_eval(meta[k]) for k in ("det_names", "seg_names", "imgsz", "stride", "batch")}
         flags = {k: meta[k] == "True" for k in ("end2end", "dynamic")}
-    except (KeyError, ValueError, SyntaxError) as e:
+        kind = SemanticOutput.parse(meta.get("semantic_output", "classmap"), "semantic_output")
+    except (KeyError, ValueError, SyntaxError, UserInputError) as e:
         raise UserInputError(f"--weights: {path} has damaged yoloseg metadata ({e})") from None
     return {
         **parsed,
         **flags,
-        "semantic_output": meta.get("semantic_output", "classmap"),
+        "semantic_output": kind,
         "family": meta.get("family"),
         "precision": meta.get("precision", "fp32"),
     }
