@@ -92,11 +92,13 @@ def test_class_map_is_resized_once_and_exactly_to_the_image(stride):
     assert (semantic_to_image(logits, box, 64) == (np.arange(64) >= 20)[None].repeat(32, 0)).all()
 
 
-def test_pytorch_semantic_choice_and_onnx_mismatch(trained, folder):
+def test_pytorch_semantic_choice_and_onnx_mismatch(trained, folder, tiny_pair, tmp_path):
     image = np.zeros((64, 64, 3), np.uint8)
     (r,) = YOLOSeg(trained).predict(image, semantic="logits")
     assert r.semantic_mask.shape == (64, 64)
     _, path = _export(trained, folder, "classmap8")
-    with pytest.raises(UserInputError, match="exported with semantic output 'classmap8'"):
-        YOLOSeg(path).predict(image, semantic="logits")
+    source = tiny_pair[1].parent / "images" / "val"
+    result = run("predict", source, "--weights", path, "--semantic", "logits", "--project", tmp_path)
+    assert_one_line_error(result, "exported with semantic output 'classmap8'")
+    assert not list(tmp_path.iterdir())  # no predict folder left behind
     assert_one_line_error(run("export", "--weights", trained, "--semantic", "classmap3"), "--semantic")

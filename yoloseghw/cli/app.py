@@ -190,6 +190,10 @@ def predict(
     alpha: float = typer.Option(0.5, help="Opacity of the semantic overlay (0-1)."),
     device: str = typer.Option("", help="cpu, 0, ... (ONNX: CPU, or CUDA/TensorRT when onnxruntime has them)."),
     threads: Optional[int] = typer.Option(None, help="ONNX Runtime intra-op threads (default: onnxruntime's)."),
+    semantic: Optional[str] = typer.Option(
+        None,
+        help=f"PyTorch weights: semantic output to compute, as export --semantic (default {DEFAULT_SEMANTIC_OUTPUT}).",
+    ),
     save: bool = typer.Option(True, help="Save annotated images / videos."),
     save_mask: bool = typer.Option(False, help="Save PNG class maps (ids, 255 = ignore) at the original size."),
     save_txt: bool = typer.Option(False, help="Save YOLO txt boxes (class x y w h, normalized)."),
@@ -223,6 +227,7 @@ def predict(
         save_conf=save_conf,
         save_json=json_out,
         alpha=alpha,
+        semantic=semantic,
         project=project,
         name=name,
         verbose=True,
@@ -293,7 +298,7 @@ def compress(
         None, help="Detection dataset yaml (prune: fine-tuning; quantize: calibration)."
     ),
     seg: Optional[Path] = typer.Option(None, help="Semantic dataset yaml (prune: fine-tuning; quantize: calibration)."),
-    ratio: float = typer.Option(0.3, help="prune: the share of GFLOPs to remove (0-1)."),
+    ratio: float = typer.Option(0.3, help="prune: the share of GFLOPs to remove (0-1; the nearest achievable one)."),
     criterion: str = typer.Option("l2", help="prune: channel importance, l1, l2 or bn (BatchNorm scale)."),
     steps: int = typer.Option(1, help="prune: rounds, each followed by fine-tuning."),
     finetune_epochs: int = typer.Option(10, help="prune: fine-tuning epochs in all (with --det and --seg)."),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import torch
@@ -131,14 +132,33 @@ def check_options(ratio: float, criterion: str) -> None:
 
 
 def prune(model: DetSegModel, ratio: float, criterion: str = "l2", imgsz: int = 640) -> float:
-    """Remove channels until the GFLOPs at `imgsz` drop by at least `ratio` (a share, 0-1); returns the GFLOPs left.
-    The model is changed in place (float32, training mode)."""
-    import torch_pruning as tp
-
+    """Remove channels so that the GFLOPs at `imgsz` drop by the achievable share nearest to `ratio` (0-1; channel
+    counts move in steps of ROUND_TO, so the GFLOPs do too); returns the GFLOPs left. The model is changed in place
+    (float32, training mode)."""
     check_options(ratio, criterion)
     model.float().train()
     split_first_convs(model)
     target = (1 - ratio) * get_flops(model, imgsz)
+    trial = copy.deepcopy(model)  # a first pass finds the step count whose GFLOPs come nearest to the target
+    flops = [get_flops(trial, imgsz)]
+    with closing(_pruning_steps(trial, criterion, imgsz)) as rounds:
+        for _ in rounds:
+            flops.append(get_flops(trial, imgsz))
+            if flops[-1] <= target:
+                break
+    steps = min(range(1, len(flops)), key=lambda k: abs(flops[k] - target))
+    with closing(_pruning_steps(model, criterion, imgsz)) as rounds:  # the same rounds again, on the model itself
+        for k, _ in enumerate(rounds, 1):
+            if k == steps:
+                break
+    return get_flops(model, imgsz)
+
+
+def _pruning_steps(model: DetSegModel, criterion: str, imgsz: int, steps: int = 50) -> Iterator[None]:
+    """torch-pruning's MetaPruner over `steps` rounds, each removing a further share of every prunable group's
+    channels (rounded to ROUND_TO); yields after each round. BatchNorm statistics are left as they were."""
+    import torch_pruning as tp
+
     importance = {
         "l1": tp.importance.GroupMagnitudeImportance(p=1),
         "l2": tp.importance.GroupMagnitudeImportance(p=2),
@@ -150,7 +170,6 @@ def prune(model: DetSegModel, ratio: float, criterion: str = "l2", imgsz: int = 
     for m in norms:
         m.momentum = 0.0  # the tracing forward leaves the running statistics as they are
     try:
-        steps = 50
         pruner = tp.pruner.MetaPruner(
             model,
             example,
@@ -164,10 +183,7 @@ def prune(model: DetSegModel, ratio: float, criterion: str = "l2", imgsz: int = 
         )
         for _ in range(steps):
             pruner.step()
-            flops = get_flops(model, imgsz)
-            if flops <= target:
-                break
+            yield
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-    return flops
