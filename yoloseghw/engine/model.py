@@ -34,7 +34,7 @@ from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 from yoloseghw.utils.console import console, ultralytics_log, warn
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
-from yoloseghw.utils.options import PHASED_FREEZE, check_options
+from yoloseghw.utils.options import PHASED_FREEZE, check_options, check_training_args
 from yoloseghw.utils.report import print_val_report
 
 if TYPE_CHECKING:
@@ -184,10 +184,12 @@ class YOLOSeg:
             pair, overrides = self._pair_for(det, seg, data, options, overrides)
             args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
             opts = check_options(pair, args.epochs)
+            if opts["schedule"] == "phased" and "freeze" not in overrides:
+                overrides["freeze"] = args.freeze = PHASED_FREEZE
+            layers = len(self.model.model) if self.model else len(self.cfg["backbone"]) + len(self.cfg["head"])
+            overrides["imgsz"] = check_training_args(args, layers)
             if args.rect and opts["schedule"] == "joint":
                 raise UserInputError("rect=True cannot train the joint schedule (a joint step needs one image size)")
-            if opts["schedule"] == "phased" and "freeze" not in overrides:
-                overrides["freeze"] = PHASED_FREEZE
             # the trainer loads both again from pair.yaml; checking here first means bad data stops the run before a
             # run folder exists and before Ultralytics' integrations (TensorBoard, MLflow, ...) start a run
             load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
@@ -373,6 +375,8 @@ class YOLOSeg:
 
         if not 0 <= conf <= 1 or not 0 <= iou <= 1 or not 0 <= alpha <= 1:
             raise UserInputError(f"--conf, --iou and --alpha must be between 0 and 1 (got {conf}, {iou}, {alpha})")
+        if max_det < 1:
+            raise UserInputError(f"--max-det must be at least 1, got {max_det}")
         backend = self._backend(device, threads)
         imgsz = imgsz or self._train_imgsz()
         predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det, semantic)
@@ -600,7 +604,7 @@ def ultralytics_args(overrides: dict[str, Any], mode: str) -> Any:
 def ultralytics_message(error: BaseException) -> str:
     """Ultralytics' own error text on one line ("'x' is not a valid YOLO argument. Similar arguments are ...")."""
     text = " ".join(str(error).replace("❌", "").split())
-    return text.split(" See ")[0].split(" Arguments received")[0]
+    return text.split(" See ")[0].split(" Arguments received")[0].split(" Request support")[0]
 
 
 def _new_trainer(cls: type, overrides: dict[str, Any], callbacks: dict, save_dir: Path | None = None):
@@ -624,7 +628,7 @@ def _train_or_clean_up(trainer) -> None:
     try:
         with ultralytics_log(logging.INFO):  # Ultralytics' epoch progress bars and log (setup stays quiet)
             trainer.train()
-    except (UserInputError, AssertionError, ValueError) as e:
+    except (UserInputError, AssertionError, ValueError, NotImplementedError) as e:  # NotImplemented: --optimizer
         if not trainer.resume and not trainer.last.exists() and RANK in {-1, 0}:
             shutil.rmtree(trainer.save_dir, ignore_errors=True)
         if isinstance(e, UserInputError):

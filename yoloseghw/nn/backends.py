@@ -31,6 +31,8 @@ def torch_device(device: str | torch.device) -> torch.device:
 
     if isinstance(device, torch.device):
         return device
+    if str(device).lower() in {"mps", "mps:0"} and not torch.backends.mps.is_available():
+        raise UserInputError(f"--device {device}: this machine has no Apple MPS device (use cpu or a CUDA index)")
     try:
         return select_device(device, verbose=False)
     except ValueError as e:

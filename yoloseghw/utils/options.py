@@ -67,3 +67,34 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
     if not opts["seg_weight"] >= 0:
         raise UserInputError(f"--seg-weight must be >= 0, got {opts['seg_weight']}")
     return opts
+
+
+CACHE_VALUES = (True, False, "ram", "disk")
+MIN_IMGSZ = 32  # the largest stride of every model family yoloseg builds
+
+
+def check_training_args(args: Any, layers: int) -> int:
+    """Ultralytics options that Ultralytics itself checks only mid-run, or never: each bad value is a one-line error
+    before any run folder exists. `layers` is the model's layer count before the semantic head (Detect is the last).
+    Returns the image size, rounded up to a multiple of the stride with a warning, as Ultralytics' check_imgsz does."""
+    from yoloseghw.utils.console import warn
+
+    if args.batch == 0 or args.batch < -1:
+        raise UserInputError(f"--batch must be at least 1 (or -1: Ultralytics' AutoBatch on a GPU), got {args.batch}")
+    if args.workers < 0:
+        raise UserInputError(f"--workers must be 0 or more, got {args.workers}")
+    if args.cache not in CACHE_VALUES:
+        raise UserInputError(f"--cache: expected ram or disk (or True/False), got '{args.cache}'")
+    freeze = args.freeze if isinstance(args.freeze, list) else range(args.freeze or 0)
+    if any(not 0 <= int(i) < layers - 1 for i in freeze):
+        raise UserInputError(
+            f"--freeze {args.freeze}: the model has {layers} layers and the last (Detect) must train; "
+            f"freeze at most {layers - 1}"
+        )
+    imgsz = max(args.imgsz) if isinstance(args.imgsz, list) else args.imgsz
+    if imgsz < MIN_IMGSZ:
+        raise UserInputError(f"--imgsz must be at least {MIN_IMGSZ}, got {imgsz}")
+    rounded = -(-imgsz // MIN_IMGSZ) * MIN_IMGSZ
+    if rounded != imgsz:
+        warn(f"--imgsz {imgsz} is not a multiple of the stride {MIN_IMGSZ}, training at {rounded}")
+    return rounded
