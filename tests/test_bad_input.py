@@ -55,3 +55,68 @@ def test_bad_predict_max_det(trained, tiny_pair, tmp_path):
     result = run("predict", source, "--weights", trained, "--max-det", "-1", "--project", tmp_path)
     assert_one_line_error(result, "--max-det must be at least 1")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture()
+def files(tmp_path) -> dict[str, Path]:
+    """Bad inputs on disk: a model yaml with a syntax error, one with an unknown module, a plain file, a JSON file that
+    is not a val report."""
+    bad = tmp_path / "inputs"
+    bad.mkdir()
+    (bad / "syntax.yaml").write_text("backbone: [[-1, 1, Conv, [16, 3, 2]]\nhead: [\n")
+    (bad / "unknown.yaml").write_text(
+        "nc: 3\nbackbone:\n  - [-1, 1, Bogus, [16, 3, 2]]\nhead:\n  - [-1, 1, Detect, [nc]]\n"
+    )
+    (bad / "plain").write_text("a file")
+    (bad / "notes.json").write_text('{"my": "notes"}')
+    return {p.name: p for p in bad.iterdir()}
+
+
+def _command(name: str, files: dict[str, Path], trained: Path, tiny_pair, out: Path) -> list:
+    det, seg = tiny_pair
+    data = ["--det", det, "--seg", seg, "--epochs", "1", "--imgsz", "64"]
+    images = det.parent / "images" / "val"
+    return {
+        "train --model syntax": ["train", *data, "--model", files["syntax.yaml"], "--project", out],
+        "train --model unknown module": ["train", *data, "--model", files["unknown.yaml"], "--project", out],
+        "train --project file": ["train", *data, "--project", files["plain"]],
+        "predict --project file": ["predict", images, "--weights", trained, "--project", files["plain"]],
+        "predict missing source": ["predict", out / "nowhere.jpg", "--weights", trained, "--project", out],
+        "export --opset 99": ["export", "--weights", trained, "--opset", "99"],
+        "val --json folder": ["val", "--weights", trained, "--seg", seg, "--json", out.parent],
+        "val --json checkpoint": ["val", "--weights", trained, "--seg", seg, "--json", trained],
+        "val --json not a report": ["val", "--weights", trained, "--seg", seg, "--json", files["notes.json"]],
+        "data show --out folder": ["data", "show", seg, "--out", out.parent],
+        "data show --out txt": ["data", "show", seg, "--out", out / "grid.txt"],
+        "data demo file": ["data", "demo", files["plain"]],
+        "info missing": ["info", out / "missing.pt"],
+    }[name]
+
+
+PATH_CASES = {
+    "train --model syntax": "is not a valid yaml file",
+    "train --model unknown module": "unknown module 'Bogus'",
+    "train --project file": "is a file, not a folder",
+    "predict --project file": "is a file, not a folder",
+    "predict missing source": "does not exist",
+    "export --opset 99": "--opset 99",
+    "val --json folder": "is a folder",
+    "val --json checkpoint": "must end in .json",
+    "val --json not a report": "is not a yoloseg val report",
+    "data show --out folder": "is a folder",
+    "data show --out txt": "must end in .png",
+    "data demo file": "is a file, not a folder",
+    "info missing": "WEIGHTS: file not found",
+}
+
+
+@pytest.mark.parametrize("name", PATH_CASES)
+def test_bad_path(name, files, trained, tiny_pair, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    watched = [trained.parent.parent, files["notes.json"].parent]
+    before = [_digest(folder) for folder in watched]
+    assert_one_line_error(run(*_command(name, files, trained, tiny_pair, out)), PATH_CASES[name])
+    assert not list(out.iterdir()), "a failing command left something behind"
+    assert [_digest(folder) for folder in watched] == before
+    assert not list(trained.parent.glob(".*.tmp")), "a failed export left a temporary file beside the weights"

@@ -165,14 +165,34 @@ def val(
 ) -> None:
     """Evaluate a checkpoint or exported ONNX model on a det and/or seg val set, with per-class tables."""
     from yoloseghw import YOLOSeg
+    from yoloseghw.utils.files import check_output_file
 
+    if json_path:
+        check_output_file(json_path, "--json", (".json",))
+        _refuse_non_report(json_path)
     result = YOLOSeg(_weights(weights, onnx=True)).val(
         det=det, seg=seg, imgsz=imgsz, batch=batch, device=device, threads=threads, **_given(conf=conf, iou=iou)
     )
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2))
+        from yoloseghw.utils.files import atomic_path
+
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
         typer.echo(f"Wrote {json_path}")
+
+
+def _refuse_non_report(path: Path) -> None:
+    """An existing --json file is replaced only when it is a report `val --json` wrote (a JSON object of metrics)."""
+    from yoloseghw.utils.errors import UserInputError
+
+    if not path.exists():
+        return
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        report = None
+    if not (isinstance(report, dict) and "metrics" in report):
+        raise UserInputError(f"--json: {path} exists and is not a yoloseg val report; it is left as it is")
 
 
 @app.command()
@@ -386,7 +406,7 @@ def info(weights: Path = typer.Argument(..., help="yoloseg checkpoint (.pt) or e
     from yoloseghw import YOLOSeg
     from yoloseghw.utils.console import console
 
-    summary = YOLOSeg(_weights(weights, onnx=True)).info()
+    summary = YOLOSeg(_weights(weights, onnx=True, flag="WEIGHTS")).info()
     table = Table(show_header=False, title=str(weights), title_justify="left")
     for key, value in summary.items():
         if isinstance(value, dict):
@@ -406,7 +426,9 @@ def data_demo(
     """Write the built-in synthetic demo pair: a box-only set and a mask-only set."""
     from yoloseghw.data.demo import make_demo
     from yoloseghw.utils.errors import UserInputError
+    from yoloseghw.utils.files import check_output_folder
 
+    check_output_folder(directory, "DIRECTORY")
     if any((directory / d).exists() for d in ("demo-det", "demo-seg")):
         raise UserInputError(f"{directory} already holds demo data; choose an empty folder")
     det, seg = make_demo(directory, train_images, val_images, seed)
@@ -489,21 +511,23 @@ def data_show(
 ) -> None:
     """Draw random samples with their boxes or a mask overlay and a class legend into a PNG grid."""
     from yoloseghw.data.tools.show import show
+    from yoloseghw.utils.files import check_output_file
 
+    check_output_file(out, "--out", (".png", ".jpg", ".jpeg"))
     path, count, (width, height) = show(yaml, split=split, n=n, out=out, seed=seed, imgsz=imgsz)
     typer.echo(f"Wrote {path}: {count} {split} images of {yaml.name}, {width}x{height} px")
 
 
-def _weights(path: Path, onnx: bool) -> str:
+def _weights(path: Path, onnx: bool, flag: str = "--weights") -> str:
     """A .pt (or, where `onnx`, .onnx) weights path, checked for existence and suffix before loading."""
     from yoloseghw.utils.errors import UserInputError
 
     if not path.is_file():
-        raise UserInputError(f"--weights: file not found: {path}")
+        raise UserInputError(f"{flag}: file not found: {path}")
     suffixes = {".pt", ".pth", ".onnx"} if onnx else {".pt", ".pth"}
     if path.suffix not in suffixes:
         kind = "a PyTorch checkpoint (.pt) or an ONNX model (.onnx)" if onnx else "a PyTorch checkpoint (.pt)"
-        raise UserInputError(f"--weights: {path} is not {kind}")
+        raise UserInputError(f"{flag}: {path} is not {kind}")
     return str(path)
 
 

@@ -6,6 +6,7 @@ model family and whether detections are end-to-end (no NMS needed) or raw (NMS a
 
 from __future__ import annotations
 
+import warnings
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,14 @@ class DetSegExporter(Exporter):
         f = self.file.with_suffix(".onnx")
         traced = WithSemanticOutput(self.model, self.semantic)
         with atomic_path(f) as tmp:  # an earlier export survives a failed one
-            torch2onnx(traced, self.im, str(tmp), opset, ["images"], ["detections", "semantic"], dynamic)
+            try:
+                with warnings.catch_warnings():  # an opset torch cannot write: its error below says it in one line
+                    warnings.filterwarnings("ignore", message="Exporting to ONNX opset version")
+                    torch2onnx(traced, self.im, str(tmp), opset, ["images"], ["detections", "semantic"], dynamic)
+            except RuntimeError as e:  # torch's own word on an opset it cannot write
+                if "opset" not in str(e):
+                    raise
+                raise UserInputError(f"--opset {opset}: {' '.join(str(e).split())}") from None
             model_onnx = onnx.load(str(tmp))
             if self.args.simplify:
                 import onnxslim

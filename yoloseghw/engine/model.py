@@ -17,6 +17,7 @@ from ultralytics.utils.files import increment_path
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.data.demo import make_demo
 from yoloseghw.data.pair import PAIR_FILE, read_pair, write_pair
+from yoloseghw.data.sources import open_source
 from yoloseghw.engine.checkpoint import (
     checkpoint_metrics,
     checkpoint_model,
@@ -33,6 +34,7 @@ from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 from yoloseghw.utils.console import console, ultralytics_log, warn
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import check_output_folder
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
 from yoloseghw.utils.options import PHASED_FREEZE, check_options, check_training_args
 from yoloseghw.utils.report import print_val_report
@@ -188,6 +190,7 @@ class YOLOSeg:
                 overrides["freeze"] = args.freeze = PHASED_FREEZE
             layers = len(self.model.model) if self.model else len(self.cfg["backbone"]) + len(self.cfg["head"])
             overrides["imgsz"] = check_training_args(args, layers)
+            check_output_folder(project, "--project")
             if args.rect and opts["schedule"] == "joint":
                 raise UserInputError("rect=True cannot train the joint schedule (a joint step needs one image size)")
             # the trainer loads both again from pair.yaml; checking here first means bad data stops the run before a
@@ -381,11 +384,15 @@ class YOLOSeg:
         imgsz = imgsz or self._train_imgsz()
         predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det, semantic)
         writer = None
-        if save or save_mask or save_txt or save_json:
+        saving = save or save_mask or save_txt or save_json
+        if saving:
+            check_output_folder(project, "--project")
+        src = open_source(source)  # a bad source stops here, before any output folder exists
+        if saving:
             self.save_dir = increment_path(Path(project) / name, exist_ok=False, mkdir=True)
             writer = PredictionWriter(self.save_dir, save, save_mask, save_txt, save_conf, save_json, alpha)
         self.predictor = predictor
-        results = predictor.stream(source, writer, progress=verbose)
+        results = predictor.stream(src, writer, progress=verbose)
         return results if stream else list(results)
 
     # ------------------------------------------------------------------ export
@@ -413,6 +420,7 @@ class YOLOSeg:
         if format.lower() != "onnx":
             raise UserInputError(f"--format: only onnx is supported, got '{format}'")
         model = self._require_model()
+        check_output_folder(self.weights.parent, "export (beside --weights)")
         imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
         return export_onnx(
             model,
@@ -555,6 +563,7 @@ class YOLOSeg:
         from yoloseghw.compress.bench import run_bench
 
         self._require_model()
+        check_output_folder(project, "--project")
         self.save_dir = increment_path(Path(project) / name, exist_ok=False, sep="-")
         kwargs = {"threads": threads, "batch": batch, "runs": runs, "rounds": rounds, "baseline": baseline}
         return run_bench(self.weights, Path(det), Path(seg), self.save_dir, given=tuple(map(Path, variants)), **kwargs)

@@ -21,7 +21,7 @@ import torch
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import nms, ops
 
-from yoloseghw.data.sources import open_source
+from yoloseghw.data.sources import Source, open_source
 from yoloseghw.engine.results import DetSegResult
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
@@ -100,8 +100,9 @@ class DetSegPredictor:
         return results
 
     def stream(self, source: Any, writer: PredictionWriter | None = None, progress: bool = True):
-        """Yield results for every image or frame of `source`, with a progress bar for folders, videos and cameras."""
-        src = open_source(source)
+        """Yield results for every image or frame of `source` (anything `open_source` takes, or what it returned),
+        with a progress bar for folders, videos and cameras."""
+        src = source if isinstance(source, Source) else open_source(source)
         bar = make_progress(transient=False) if progress and src.show_progress else None
         try:
             if bar:

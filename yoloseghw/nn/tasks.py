@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.head import SemanticSegment
@@ -171,10 +172,29 @@ def load_model_cfg(name: str | Path | dict) -> dict:
         raise UserInputError(
             f"--model: unknown model '{name}' (use a stock name like yolo26n, yolo11s, yolov8m, or a yaml path)"
         ) from None
-    head = cfg.get("head") or [[None, None, None]]
-    if head[-1][2] != "Detect":
-        raise UserInputError(f"--model: {name} is not a detection model yaml (its last layer is {head[-1][2]})")
+    except (yaml.YAMLError, ValueError) as e:  # Ultralytics raises ValueError("YAML syntax error in ...")
+        raise UserInputError(f"--model: {name} is not a valid yaml file ({str(e).splitlines()[0]})") from None
+    layers = (cfg.get("backbone") or []) + (cfg.get("head") or [])
+    if not layers or not all(isinstance(layer, list) and len(layer) == 4 for layer in layers):
+        raise UserInputError(f"--model: {name} needs backbone and head lists of [from, repeats, module, args] rows")
+    for layer in layers:
+        if not _known_module(str(layer[2])):
+            raise UserInputError(f"--model: {name} names an unknown module '{layer[2]}'")
+    if layers[-1][2] != "Detect":
+        raise UserInputError(f"--model: {name} is not a detection model yaml (its last layer is {layers[-1][2]})")
     return cfg
+
+
+def _known_module(name: str) -> bool:
+    """Whether Ultralytics' parse_model resolves `name`: nn.X, torchvision.ops.X, or a name in ultralytics.nn.tasks."""
+    import torchvision
+    from ultralytics.nn import tasks
+
+    if name.startswith("nn."):
+        return hasattr(nn, name[3:])
+    if name.startswith("torchvision.ops."):
+        return hasattr(torchvision.ops, name[16:])
+    return name in vars(tasks)
 
 
 def build_model(cfg: str | Path | dict, det_nc: int, seg_nc: int, verbose: bool = False) -> DetSegModel:
