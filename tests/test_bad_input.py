@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.helpers import assert_one_line_error, run
@@ -120,3 +122,45 @@ def test_bad_path(name, files, trained, tiny_pair, tmp_path):
     assert not list(out.iterdir()), "a failing command left something behind"
     assert [_digest(folder) for folder in watched] == before
     assert not list(trained.parent.glob(".*.tmp")), "a failed export left a temporary file beside the weights"
+
+
+def _first_mask(seg_yaml: Path) -> Path:
+    return sorted((seg_yaml.parent / "masks" / "train").glob("*.png"))[0]
+
+
+def _colour(mask: np.ndarray, equal: bool) -> np.ndarray:
+    out = np.stack([mask, mask, mask], axis=2)
+    if not equal:
+        out[..., 2] = (out[..., 2].astype(np.int32) + 1).clip(0, 254).astype(np.uint8)  # channels now differ
+    return out
+
+
+MASK_CASES = {
+    "16-bit mask holding 300": (lambda m: m.astype(np.uint16) + 300, "mask value 300 is above 255"),
+    "colour mask": (lambda m: _colour(m, equal=False), "a colour mask, not class ids"),
+}
+
+
+@pytest.mark.parametrize("name", MASK_CASES)
+def test_masks_are_read_as_stored(name, pair_copy, tmp_path):
+    """A mask value above 255 or a colour mask stops training in one line, and `data check` reports it."""
+    det, seg = pair_copy
+    change, needle = MASK_CASES[name]
+    mask_file = _first_mask(seg)
+    cv2.imwrite(str(mask_file), change(cv2.imread(str(mask_file), cv2.IMREAD_UNCHANGED)))
+    out = tmp_path / "runs"
+    result = run("train", "--det", det, "--seg", seg, "--epochs", "1", "--imgsz", "64", "--project", out)
+    assert_one_line_error(result, needle, mask_file.stem)
+    assert not out.exists() or not list(out.iterdir())
+    if name == "colour mask":
+        assert "data convert" in result.output
+        check = run("data", "check", seg)
+        assert check.exit_code == 1 and "colour masks, not class ids" in check.output, check.output
+
+
+def test_a_grey_mask_stored_as_colour_is_fine(pair_copy):
+    det, seg = pair_copy
+    mask_file = _first_mask(seg)
+    cv2.imwrite(str(mask_file), _colour(cv2.imread(str(mask_file), cv2.IMREAD_UNCHANGED), equal=True))
+    check = run("data", "check", seg)
+    assert check.exit_code == 0 and "No errors" in check.output, check.output

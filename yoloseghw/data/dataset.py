@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 from typing import Any
@@ -10,17 +11,20 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from ultralytics.data.build import build_dataloader
 from ultralytics.data.dataset import SemanticDataset, YOLODataset
 from ultralytics.data.utils import check_det_dataset, read_mask
 from ultralytics.utils import NUM_THREADS, YAML, colorstr
 
+from yoloseghw.data.masks import COLOUR, COLOUR_MODES, read_class_mask
 from yoloseghw.data.multitask import task_args
 from yoloseghw.utils.console import warn
 from yoloseghw.utils.errors import UserInputError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in Ultralytics' log prefixes
-FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids")
+FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids", "out of bounds for axis 0", COLOUR)
+ABOVE_255 = "index {} is out of bounds for axis 0 with size 256"  # Ultralytics' scan on a 16-bit mask id above 255
 
 
 def read_yaml_mapping(path: str | Path, flag: str, kind: str) -> dict[str, Any]:
@@ -78,6 +82,12 @@ class SegDataset(_ScanReport, SemanticDataset):
 
     mask_cache: list[np.ndarray] | None = None
 
+    def verify_args(self) -> tuple:
+        """Ultralytics' image/mask verification, with each mask first read exactly as stored (a colour mask whose
+        channels differ is rejected there, where Ultralytics would read it as grey)."""
+        verify, args = super().verify_args()
+        return partial(verify_exact_mask, verify), args
+
     def cache_images(self) -> None:
         """Ultralytics' image cache, then the masks' (Ultralytics caches images only)."""
         super().cache_images()
@@ -109,6 +119,22 @@ class SegDataset(_ScanReport, SemanticDataset):
                 np.save(npy, read_mask(str(png), label["mode"]).astype(np.uint8), allow_pickle=False)
             except OSError:  # a read-only mask folder: this mask is read from its PNG
                 npy.unlink(missing_ok=True)
+
+
+def verify_exact_mask(verify: Any, args: tuple) -> tuple:
+    """Ultralytics' `verify_image_mask` for one (image, mask, prefix, invalid) tuple, after the exact-read check of
+    a colour mask; a colour mask that is not grey gives Ultralytics' rejected-sample result with our message."""
+    im_file, mask_file, prefix = args[:3]
+    try:
+        with Image.open(mask_file) as im:
+            mode = im.mode
+        if mode in COLOUR_MODES:
+            read_class_mask(mask_file, mode)
+    except UserInputError as e:
+        return None, None, None, None, 0, 1, 1, f"{prefix}{im_file}: ignoring corrupt image/mask: {e}"
+    except OSError:
+        pass  # missing or unreadable: Ultralytics' own verification says which
+    return verify(args)
 
 
 def build_dataset(
@@ -156,6 +182,9 @@ def check_scan(dataset: YOLODataset, flag: str, split: str) -> None:
     if fatal:
         more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
         detail = fatal[0].split(": ignoring corrupt image/", 1)[-1]
+        above = re.search(ABOVE_255.format(r"(\d+)"), detail)
+        if above:
+            detail = f"mask value {above.group(1)} is above 255 (class ids are 0 to nc-1, 255 = ignore)"
         file = fatal[0].split(": ignoring")[0].split(": ", 1)[-1].strip()
         raise UserInputError(f"{flag}: {split} split, {file}: {detail}{more}")
     if messages:

@@ -14,9 +14,11 @@ import numpy as np
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
-from ultralytics.data.utils import exif_size, read_mask
+from ultralytics.data.utils import exif_size
 
+from yoloseghw.data.masks import CONVERT_HINT, read_class_mask
 from yoloseghw.data.tools.common import label_lut, label_path, list_images, load_dataset, read_yolo_labels, run_parallel
+from yoloseghw.utils.errors import UserInputError
 
 SPLITS = ("train", "val", "test")
 EXAMPLES = 3  # example files shown per problem
@@ -72,6 +74,7 @@ class Report:
                 True,
             ),
             "mismatch": ("masks whose size differs from their image", True),
+            "colour": (f"colour masks, not class ids ({CONVERT_HINT})", True),
         }
         out = []
         for s in self.splits:
@@ -212,7 +215,10 @@ def _inspect_mask(r: FileResult, masks_dir: str, lut: np.ndarray, nc: int) -> No
     try:
         with Image.open(file) as im:
             mode = im.mode
-        mask = read_mask(str(file), mode)
+        mask = read_class_mask(str(file), mode)
+    except UserInputError as e:  # a colour mask: its message names the file and the fix
+        r.problems.append(("colour", str(e)))
+        return
     except Exception as e:
         r.problems.append(("unreadable", f"{file}: {e}"))
         return
