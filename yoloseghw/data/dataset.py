@@ -19,10 +19,9 @@ from ultralytics.utils import NUM_THREADS, YAML, colorstr
 
 from yoloseghw.data.masks import COLOUR, COLOUR_MODES, read_class_mask
 from yoloseghw.data.multitask import task_args
-from yoloseghw.utils.console import warn
+from yoloseghw.utils.console import plain, warn
 from yoloseghw.utils.errors import UserInputError
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes in Ultralytics' log prefixes
 FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids", "out of bounds for axis 0", COLOUR)
 ABOVE_255 = "index {} is out of bounds for axis 0 with size 256"  # Ultralytics' scan on a 16-bit mask id above 255
 
@@ -177,7 +176,7 @@ def build_dataset(
 
 def check_scan(dataset: YOLODataset, flag: str, split: str) -> None:
     """Fail on out-of-range class ids or mask values; report images that were skipped as corrupt."""
-    messages = [ANSI.sub("", m) for m in getattr(dataset, "scan_messages", [])]
+    messages = [plain(m) for m in getattr(dataset, "scan_messages", [])]
     fatal = [m for m in messages if any(key in m for key in FATAL_SCAN_MESSAGES)]
     if fatal:
         more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""

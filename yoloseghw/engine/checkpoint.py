@@ -21,6 +21,7 @@ from ultralytics.utils.torch_utils import strip_optimizer
 
 from yoloseghw import __version__
 from yoloseghw.nn import DetSegModel
+from yoloseghw.utils.console import shorten
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path
 
@@ -55,7 +56,7 @@ def read_checkpoint(path: str | Path, flag: str = "--weights") -> dict[str, Any]
     try:
         ckpt = torch_load(path, map_location="cpu", weights_only=False)
     except Exception as e:
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        reason = shorten(str(e).splitlines()[0], 120) if str(e) else type(e).__name__
         raise UserInputError(f"{flag}: {path} is not a PyTorch checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), torch.nn.Module):
         raise UserInputError(f"{flag}: {path} is not a YOLO checkpoint (no model inside)")

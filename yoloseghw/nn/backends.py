@@ -19,6 +19,7 @@ import torch
 
 from yoloseghw.nn.semantic_output import SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
+from yoloseghw.utils.console import shorten
 from yoloseghw.utils.errors import UserInputError
 
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -93,7 +94,7 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-            reason = " ".join(str(e).split())[:160]
+            reason = shorten(str(e))
             raise UserInputError(f"--weights: {self.path} is not a loadable ONNX model ({reason})") from None
         meta = read_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.threads, self.device_request = threads, str(device)

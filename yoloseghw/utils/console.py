@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import logging
+import re
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from ultralytics.utils import RANK
 
 console = Console(highlight=False, quiet=RANK > 0)  # under DDP, rank 0 speaks for all
 error_console = Console(stderr=True, highlight=False)
 ERROR_PREFIX = "Error: "
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colour codes, e.g. in Ultralytics' log prefixes
+
+
+def plain(text: str) -> str:
+    """`text` without colour codes: rich colours what it prints itself, and only on a terminal."""
+    return ANSI.sub("", text)
+
+
+def shorten(text: str, width: int = 160) -> str:
+    """`text` on one line, cut at a word boundary (with an ellipsis) when longer than `width`."""
+    return textwrap.shorten(plain(text), width, placeholder=" …")
 
 
 def print_error(message: str) -> None:
     """The one line that bad input ends a command with (on stderr, from every rank)."""
-    error_console.print(f"[red]{ERROR_PREFIX.strip()}[/] {message}", soft_wrap=True)
+    error_console.print(f"[red]{ERROR_PREFIX.strip()}[/] {escape(plain(message))}", soft_wrap=True)
 
 
 def make_progress(transient: bool = False) -> Progress:
@@ -42,7 +56,7 @@ def fit_info(text: str) -> str:
 
 def warn(message: str) -> None:
     """One-line warning (Ultralytics' own logger is quiet under YOLO_VERBOSE=False)."""
-    console.print(f"[yellow]Warning:[/] {message}", soft_wrap=True)
+    console.print(f"[yellow]Warning:[/] {escape(plain(message))}", soft_wrap=True)
 
 
 @contextmanager
