@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import cv2
@@ -164,3 +165,99 @@ def test_a_grey_mask_stored_as_colour_is_fine(pair_copy):
     cv2.imwrite(str(mask_file), _colour(cv2.imread(str(mask_file), cv2.IMREAD_UNCHANGED), equal=True))
     check = run("data", "check", seg)
     assert check.exit_code == 0 and "No errors" in check.output, check.output
+
+
+def test_train_split_without_labels(pair_copy, tmp_path):
+    det, seg = pair_copy
+    shutil.rmtree(det.parent / "labels" / "train")
+    result = run("train", "--det", det, "--seg", seg, "--epochs", "1", "--imgsz", "64", "--project", tmp_path / "r")
+    assert_one_line_error(result, "No labels found")
+    assert "\x1b[" not in result.output  # no raw colour codes when the output is not a terminal
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").iterdir())
+
+
+def test_onnx_metadata_with_an_impossible_size(trained, tmp_path, tiny_pair):
+    import onnx
+
+    from yoloseghw import YOLOSeg
+
+    path = YOLOSeg(shutil.copy(trained, tmp_path / "m.pt")).export()
+    model = onnx.load(str(path))
+    next(p for p in model.metadata_props if p.key == "imgsz").value = "[0, 0]"
+    onnx.save(model, str(path))
+    images = tiny_pair[0].parent / "images" / "val"
+    assert_one_line_error(run("predict", images, "--weights", path), "damaged yoloseg metadata", "imgsz [0, 0]")
+
+
+def test_atomic_writes_clean_stale_temporaries_and_keep_the_usual_mode(tmp_path, trained):
+    import os
+
+    from yoloseghw.utils.files import atomic_path
+
+    stale = tmp_path / ".report.json.x1y2.tmp"
+    stale.write_text("left by a killed write")
+    with atomic_path(tmp_path / "report.json") as tmp:
+        tmp.write_text("{}")
+    assert not stale.exists() and [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    run_dir = trained.parent.parent
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (trained, trained.with_name("last.pt"), run_dir / "args.yaml")}
+    assert len(set(modes.values())) == 1, modes
+
+
+def _more(name: str, files: dict[str, Path], trained: Path, tiny_pair, out: Path) -> list:
+    det, seg = tiny_pair
+    data = ["--det", det, "--seg", seg, "--epochs", "1", "--imgsz", "64", "--project", out]
+    images = det.parent / "images" / "val"
+    return {
+        "train missing det yaml": ["train", "--det", out / "none.yaml", "--seg", seg, "--project", out],
+        "train det yaml as seg": ["train", "--det", det, "--seg", det, "--project", out],
+        "train det without seg": ["train", "--det", det, "--project", out],
+        "train unknown schedule": ["train", *data, "--schedule", "bogus"],
+        "train bad ratio": ["train", *data, "--ratio", "2-1"],
+        "train unknown model": ["train", *data, "--model", "yolo99z"],
+        "train resume missing": ["train", "--resume", out / "nowhere" / "last.pt"],
+        "train weights not a checkpoint": ["train", *data, "--weights", files["plain"]],
+        "val nothing to validate": ["val", "--weights", trained],
+        "val weights missing": ["val", "--weights", out / "missing.pt", "--seg", seg],
+        "predict conf above 1": ["predict", images, "--weights", trained, "--conf", "2", "--project", out],
+        "predict unknown class": ["predict", images, "--weights", trained, "--classes", "dragon", "--project", out],
+        "export format engine": ["export", "--weights", trained, "--format", "engine"],
+        "compress unknown method": ["compress", "--weights", trained, "--method", "zip"],
+        "compress ratio 1.5": ["compress", "--weights", trained, "--method", "prune", "--ratio", "1.5"],
+        "compress quantize without data": ["compress", "--weights", trained, "--method", "quantize"],
+        "data check missing yaml": ["data", "check", out / "none.yaml"],
+    }[name]
+
+
+ALREADY_ONE_LINE = {
+    "train missing det yaml": "none.yaml",
+    "train det yaml as seg": "--seg",
+    "train det without seg": "give both --det and --seg",
+    "train unknown schedule": "--schedule",
+    "train bad ratio": "--ratio",
+    "train unknown model": "unknown model 'yolo99z'",
+    "train resume missing": "nowhere",
+    "train weights not a checkpoint": "plain",
+    "val nothing to validate": "give --det and/or --seg",
+    "val weights missing": "file not found",
+    "predict conf above 1": "between 0 and 1",
+    "predict unknown class": "unknown detection class 'dragon'",
+    "export format engine": "only onnx",
+    "compress unknown method": "unknown method 'zip'",
+    "compress ratio 1.5": "between 0 and 1",
+    "compress quantize without data": "give --det and --seg",
+    "data check missing yaml": "none.yaml",
+}
+
+
+@pytest.mark.parametrize("name", ALREADY_ONE_LINE)
+def test_bad_input_that_held_before(name, files, trained, tiny_pair, tmp_path):
+    """Cases that were already one line before the reliability work: they stay so."""
+    out = tmp_path / "out"
+    out.mkdir()
+    before = _digest(trained.parent.parent)
+    assert_one_line_error(run(*_more(name, files, trained, tiny_pair, out)), ALREADY_ONE_LINE[name])
+    assert not list(out.iterdir()) and _digest(trained.parent.parent) == before

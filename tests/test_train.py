@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
 from yoloseghw.data.demo import DET_NAMES, SEG_NAMES
 from yoloseghw.engine.checkpoint import load_model, read_checkpoint
@@ -253,6 +254,10 @@ def test_resume_takes_the_options_ultralytics_allows(tiny_pair, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(tiny_pair, tmp_path, callbacks={"on_fit_epoch_end": stop_after_first}, **{**TINY, "epochs": 2})
+    last = (tmp_path / "train" / "weights" / "last.pt").read_bytes()
+    refused = run("train", "--resume", tmp_path / "train", "--epochs", "5", "lr0=0.5")  # options a resume cannot change
+    assert_one_line_error(refused, "--resume keeps the run's own", "epochs", "lr0")
+    assert (tmp_path / "train" / "weights" / "last.pt").read_bytes() == last
     seen = {}
     resumed = YOLOSeg()
     resumed.add_callback("on_train_start", lambda t: seen.update(batch=t.args.batch, steps=len(t.train_loader)))

@@ -23,7 +23,7 @@ from yoloseghw import __version__
 from yoloseghw.nn import DetSegModel
 from yoloseghw.utils.console import shorten
 from yoloseghw.utils.errors import UserInputError
-from yoloseghw.utils.files import atomic_path
+from yoloseghw.utils.files import atomic_path, usual_mode
 
 LEGACY_FORMAT = "yoloseg"  # the `format` key of 0.1.0 checkpoints
 
@@ -42,6 +42,7 @@ def strip_in_place(path: Path, updates: dict[str, Any] | None = None) -> None:
     LOGGER.setLevel(logging.WARNING)  # its "saved as <temporary file>" line would mislead
     try:
         if strip_optimizer(path, s=tmp, updates=updates):
+            usual_mode(Path(tmp))
             os.replace(tmp, path)
     finally:
         LOGGER.setLevel(level)

@@ -32,7 +32,7 @@ from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
-from yoloseghw.utils.console import console, ultralytics_log, warn
+from yoloseghw.utils.console import console, ultralytics_log, ultralytics_warnings, warn
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import check_output_folder
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
@@ -272,7 +272,12 @@ class YOLOSeg:
         if data is not None:
             overrides["data"] = data
         ultralytics_args(overrides, "train")  # one-line errors for bad values
-        trainer = _new_trainer(trainer_class, {**overrides, "resume": str(path), "model": str(path)}, self.callbacks)
+        options = {**overrides, "resume": str(path), "model": str(path)}
+        with ultralytics_warnings("Resume ignores") as ignored:  # Ultralytics' own rule of what a resume may change
+            trainer = _new_trainer(trainer_class, options, self.callbacks)
+        if ignored:
+            keys = ignored[0].removeprefix("Resume ignores ").split(", using")[0]
+            raise UserInputError(f"--resume keeps the run's own {keys}; start a new run to change them")
         console.print(f"Resuming {trainer.save_dir} from {path}")
         return trainer
 

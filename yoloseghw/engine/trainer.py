@@ -53,6 +53,7 @@ from yoloseghw.nn.loss import BATCH_TASKS
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console, print_error, ultralytics_log, warn
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import remove_stale_temporaries
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 from yoloseghw.utils.options import TASKS
 from yoloseghw.utils.plots import plot_results
@@ -369,6 +370,8 @@ class DetSegTrainer(DetectionTrainer):
     def save_model(self) -> bool:
         """Ultralytics' checkpoint, written atomically: temporary files in weights/, then renamed over the old ones."""
         final = {"last": self.last, "best": self.best}
+        for path in final.values():
+            remove_stale_temporaries(path)  # what a killed save left
         self.last, self.best = (self.wdir / f".{p.name}.{os.getpid()}.tmp" for p in final.values())
         try:
             saved = super().save_model()

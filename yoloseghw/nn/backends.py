@@ -145,7 +145,9 @@ def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
         parsed = {k: ast.literal_eval(meta[k]) for k in ("det_names", "seg_names", "imgsz", "stride", "batch")}
         flags = {k: meta[k] == "True" for k in ("end2end", "dynamic")}
         kind = SemanticOutput.parse(meta.get("semantic_output", "classmap"), "semantic_output")
-    except (KeyError, ValueError, SyntaxError, UserInputError) as e:
+        if not flags["dynamic"] and not (len(parsed["imgsz"]) == 2 and min(parsed["imgsz"]) >= 1):
+            raise ValueError(f"imgsz {parsed['imgsz']} is not an image size")
+    except (KeyError, ValueError, SyntaxError, TypeError, UserInputError) as e:
         raise UserInputError(f"--weights: {path} has damaged yoloseg metadata ({e})") from None
     return {
         **parsed,

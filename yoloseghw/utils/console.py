@@ -76,3 +76,26 @@ def ultralytics_log(level: int = logging.INFO) -> Iterator[None]:
         ultralytics_utils.VERBOSE = verbose
         for item, saved in zip((logger, *logger.handlers), levels):
             item.setLevel(saved)
+
+
+@contextmanager
+def ultralytics_warnings(prefix: str) -> Iterator[list[str]]:
+    """Collect (instead of printing) the warnings Ultralytics' logger gives that start with `prefix`."""
+    import ultralytics.utils as ultralytics_utils
+
+    caught: list[str] = []
+
+    class Catch(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            message = plain(record.getMessage())
+            if message.startswith(prefix):
+                caught.append(message)
+                return False
+            return True
+
+    catch = Catch()
+    ultralytics_utils.LOGGER.addFilter(catch)
+    try:
+        yield caught
+    finally:
+        ultralytics_utils.LOGGER.removeFilter(catch)

@@ -13,15 +13,31 @@ from pathlib import Path
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` to write to: renamed over `path` when the block succeeds, removed otherwise, so
-    `path` is never half-written and an earlier file survives a failed write."""
+    `path` is never half-written and an earlier file survives a failed write. The file gets the mode any new file
+    gets (umask), and temporaries an interrupted earlier write left behind are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
+        usual_mode(Path(tmp))
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove `.<name>.*.tmp` files beside `path`: what a killed write of `path` left (only one writer saves a run)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def usual_mode(path: Path) -> None:
+    """Give `path` the mode a new file gets (0666 less the umask): mkstemp makes 0600 files."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def check_output_folder(path: Path | str, flag: str) -> None:
