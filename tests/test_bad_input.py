@@ -261,3 +261,12 @@ def test_bad_input_that_held_before(name, files, trained, tiny_pair, tmp_path):
     before = _digest(trained.parent.parent)
     assert_one_line_error(run(*_more(name, files, trained, tiny_pair, out)), ALREADY_ONE_LINE[name])
     assert not list(out.iterdir()) and _digest(trained.parent.parent) == before
+
+
+def test_corrupt_video_is_one_line_without_ffmpeg_noise(trained, tmp_path, capfd):
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(np.random.default_rng(0).integers(0, 255, 4000, dtype=np.uint8).tobytes())
+    result = run("predict", video, "--weights", trained, "--project", tmp_path / "out")
+    assert_one_line_error(result, "broken.mp4")
+    assert "moov atom" not in capfd.readouterr().err  # what FFmpeg writes to the process's stderr
+    assert not (tmp_path / "out").exists()

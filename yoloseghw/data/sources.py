@@ -3,7 +3,10 @@ errors, a frame count for the progress bar, and a record of unreadable images (s
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +99,11 @@ def open_source(source: Any, flag: str = "source") -> Source:
     quiet = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV's own stderr chatter on bad cameras
     try:
-        if isinstance(source, (list, tuple)) and source and all(isinstance(x, (str, Path)) for x in source):
-            dataset = LoadImagesAndVideos([str(x) for x in source], batch=1)  # file names kept (not read as arrays)
-        else:
-            dataset = load_inference_source(source, batch=1)
+        with muted_native_stderr():  # FFmpeg writes to the C stderr before a bad video's one-line error
+            if isinstance(source, (list, tuple)) and source and all(isinstance(x, (str, Path)) for x in source):
+                dataset = LoadImagesAndVideos([str(x) for x in source], batch=1)  # file names kept, not read as arrays
+            else:
+                dataset = load_inference_source(source, batch=1)
     except FileNotFoundError as e:
         raise UserInputError(f"{flag}: {str(e).split('. ')[0]}") from None
     except ConnectionError:
@@ -109,3 +113,18 @@ def open_source(source: Any, flag: str = "source") -> Source:
     finally:
         cv2.utils.logging.setLogLevel(quiet)
     return Source(dataset)
+
+
+@contextmanager
+def muted_native_stderr() -> Iterator[None]:
+    """Send what native libraries write to file descriptor 2 to /dev/null for the block (Python's own stderr
+    is flushed first and comes back after)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
