@@ -270,3 +270,20 @@ def test_corrupt_video_is_one_line_without_ffmpeg_noise(trained, tmp_path, capfd
     assert_one_line_error(result, "broken.mp4")
     assert "moov atom" not in capfd.readouterr().err  # what FFmpeg writes to the process's stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_val_split_without_labels_warns(pair_copy, trained):
+    det, _ = pair_copy
+    shutil.rmtree(det.parent / "labels" / "val")
+    result = run("val", "--weights", trained, "--det", det)
+    assert result.exit_code == 0, result.output
+    assert "the val split of" in result.output and "has no labels" in result.output
+
+
+def test_reasons_are_cut_at_a_word_boundary():
+    from yoloseghw.utils.console import shorten
+
+    text = "\x1b[34mreason\x1b[0m " + " ".join(f"word{i}" for i in range(100))
+    short = shorten(text, 60)
+    assert len(short) <= 60 and short.endswith(" …") and short.startswith("reason word0")
+    assert all(w.startswith("word") or w in {"reason", "…"} for w in short.split())

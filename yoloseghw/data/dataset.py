@@ -19,7 +19,7 @@ from ultralytics.utils import NUM_THREADS, YAML, colorstr
 
 from yoloseghw.data.masks import COLOUR, COLOUR_MODES, read_class_mask
 from yoloseghw.data.multitask import task_args
-from yoloseghw.utils.console import plain, warn
+from yoloseghw.utils.console import plain, ultralytics_warnings, warn
 from yoloseghw.utils.errors import UserInputError
 
 FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids", "out of bounds for axis 0", COLOUR)
@@ -150,27 +150,30 @@ def build_dataset(
     sub = task_args(args, task)
     cls = DetDataset if task == "det" else SegDataset
     try:
-        dataset = cls(
-            img_path=img_path,
-            imgsz=sub.imgsz,
-            batch_size=batch,
-            augment=mode == "train",
-            hyp=sub,
-            rect=mode == "val" if rect is None else rect,
-            cache=sub.cache or None,
-            single_cls=False,
-            stride=stride,
-            pad=0.0 if (task == "seg" or mode == "train") else 0.5,
-            prefix=colorstr(f"{task} {mode}: "),
-            task=sub.task,
-            classes=None,
-            data=data,
-            fraction=sub.fraction if mode == "train" else 1.0,
-        )
+        with ultralytics_warnings("Labels are missing or empty") as no_labels:  # said below, naming the split
+            dataset = cls(
+                img_path=img_path,
+                imgsz=sub.imgsz,
+                batch_size=batch,
+                augment=mode == "train",
+                hyp=sub,
+                rect=mode == "val" if rect is None else rect,
+                cache=sub.cache or None,
+                single_cls=False,
+                stride=stride,
+                pad=0.0 if (task == "seg" or mode == "train") else 0.5,
+                prefix=colorstr(f"{task} {mode}: "),
+                task=sub.task,
+                classes=None,
+                data=data,
+                fraction=sub.fraction if mode == "train" else 1.0,
+            )
     except (FileNotFoundError, RuntimeError, AssertionError) as e:
         first = " ".join(str(e).split("\n")[0].split())
         raise UserInputError(f"{flag}: {split} split of {data['yaml_path']}: {first or 'no images'}") from None
     check_scan(dataset, flag, split)
+    if no_labels:
+        warn(f"{flag}: the {split} split of {data['yaml_path']} has no labels (a labels/ folder beside images/?)")
     return dataset
 
 

@@ -80,7 +80,7 @@ def ultralytics_log(level: int = logging.INFO) -> Iterator[None]:
 
 @contextmanager
 def ultralytics_warnings(prefix: str) -> Iterator[list[str]]:
-    """Collect (instead of printing) the warnings Ultralytics' logger gives that start with `prefix`."""
+    """Collect (instead of printing) the warnings Ultralytics' logger gives that contain `prefix`."""
     import ultralytics.utils as ultralytics_utils
 
     caught: list[str] = []
@@ -88,7 +88,7 @@ def ultralytics_warnings(prefix: str) -> Iterator[list[str]]:
     class Catch(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             message = plain(record.getMessage())
-            if message.startswith(prefix):
+            if prefix in message:
                 caught.append(message)
                 return False
             return True
