@@ -8,7 +8,7 @@ Runtime on the CPU with a fixed thread count, on the same letterboxed real image
 noise hits all alike. Reports network p50/p90 per model, each joint variant's share of the sum of the two
 single-task models, the full pipeline split into pre-processing, inference and post-processing (ONNX Runtime for
 every joint variant, PyTorch for the checkpoint), and with `--seg` each variant's mIoU and pixel accuracy on the
-semantic val set.
+semantic val set (with `--val-det`, also mAP on the detection val set).
 
     python benchmarks/onnx_speed.py --weights runs/yoloseg/train/weights/best.pt \
         --images ../shared/data/camvid/images/val --imgsz 640 --threads 2 \
@@ -34,7 +34,7 @@ from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
 from yoloseghw import YOLOSeg
 from yoloseghw.compress.bench import latency
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
-from yoloseghw.utils.metrics import SEG_KEYS
+from yoloseghw.utils.metrics import MAP50, MAP50_95, SEG_KEYS
 
 
 def stock_onnx(model: DetectionModel | SemanticSegmentationModel, path: Path, imgsz: int) -> Path:
@@ -90,10 +90,24 @@ def joint_variants(weights: Path, out: Path, imgsz: int, kinds: list[str], det: 
     return files
 
 
-def semantic_accuracy(path: Path, seg: Path, threads: int) -> dict[str, float]:
-    """mIoU and pixel accuracy of an ONNX file on the semantic val set of `seg`."""
-    metrics = YOLOSeg(path).val(seg=seg, threads=threads, verbose=False)["metrics"]
-    return {k.removeprefix("metrics/"): round(v, 4) for k, v in metrics.items() if k in SEG_KEYS}
+def accuracy(path: Path, det: Path | None, seg: Path, threads: int) -> dict[str, float]:
+    """mIoU and pixel accuracy of an ONNX file on the semantic val set of `seg` (and mAP on `det`'s, when given)."""
+    metrics = YOLOSeg(path).val(det=det, seg=seg, threads=threads, verbose=False)["metrics"]
+    keys = (MAP50_95, MAP50, *SEG_KEYS)
+    return {k.removeprefix("metrics/"): round(v, 4) for k, v in metrics.items() if k in keys}
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The options of this run as they are typed (flags for booleans, lists space-separated), without --out."""
+    words = []
+    for key, value in vars(args).items():
+        flag = "--" + key.replace("_", "-")
+        if key == "out" or value is None or value is False:
+            continue
+        words.append(
+            flag if value is True else f"{flag} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+        )
+    return " ".join(words)
 
 
 def main() -> None:
@@ -107,6 +121,7 @@ def main() -> None:
     parser.add_argument("--semantic", nargs="+", default=[DEFAULT_SEMANTIC_OUTPUT], help="joint output kinds")
     parser.add_argument("--det", type=Path, help="detection yaml: with --seg, INT8 twins calibrated on both sets")
     parser.add_argument("--seg", type=Path, help="semantic yaml: mIoU and pixel accuracy of every joint variant")
+    parser.add_argument("--val-det", action="store_true", help="with --det: mAP of every joint variant too")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/onnx_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # the PyTorch pipeline row uses the same thread count
@@ -129,12 +144,7 @@ def main() -> None:
     stock = latency["detect"][0] + latency["semantic"][0]
     joints = [name for name in files if name.startswith("joint")]
     result = {
-        "command": "python benchmarks/onnx_speed.py "
-        + " ".join(
-            f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items()
-            if k != "out" and v is not None
-        ),
+        "command": "python benchmarks/onnx_speed.py " + command_line(args),
         "machine": f"{platform.processor() or platform.machine()}, onnxruntime {ort.__version__}",
         "family": Path(family).stem,
         "imgsz": args.imgsz,
@@ -149,7 +159,8 @@ def main() -> None:
         },
     }
     if args.seg:
-        result["semantic_val"] = {name: semantic_accuracy(files[name], args.seg, args.threads) for name in joints}
+        det = args.det if args.val_det else None
+        result["val"] = {name: accuracy(files[name], det, args.seg, args.threads) for name in joints}
     (args.out / "results.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
