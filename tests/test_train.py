@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 
 import pytest
@@ -61,6 +62,21 @@ def test_schedule_run(schedule, extra, tiny_pair, tmp_path):
     else:
         assert tasks == [("det",), ("det",), ("seg",), ("det",), ("det",), ("seg",)]
     assert 0.0 <= m.trainer.validator.results["metrics/mIoU"] <= 1.0
+    check_forgetting_report(run, rows, schedule)
+
+
+def check_forgetting_report(run, rows, schedule) -> None:
+    """forgetting.json holds each task's peak and final val metric from results.csv (phased: the first task's peak
+    within phase one and its value when phase one ended), and the share of the peak kept."""
+    report = json.loads((run / "forgetting.json").read_text())
+    assert report["schedule"] == schedule and report["epochs"] == len(rows)
+    for task, key in (("det", "metrics/mAP50-95(B)"), ("seg", "metrics/mIoU")):
+        values, row = [float(r[key]) for r in rows], report["tasks"][task]
+        span = values[:1] if schedule == "phased" and task == "det" else values  # phase one: epoch 1
+        assert row["peak"] == pytest.approx(max(span), abs=1e-6) and row["end_of_run"] == pytest.approx(values[-1])
+        assert row["retention"] == (pytest.approx(values[-1] / max(span)) if max(span) > 0 else None)
+        if schedule == "phased" and task == "det":
+            assert row["end_of_phase"] == pytest.approx(values[0])
 
 
 def test_checkpoint_round_trip(trained):

@@ -35,6 +35,8 @@ from ultralytics.utils.torch_utils import (
     unwrap_model,
 )
 
+from yoloseghw.continual.forgetting import forgetting_report, write_report
+from yoloseghw.continual.forgetting import print_report as print_forgetting
 from yoloseghw.data.dataset import build_dataset, build_loader
 from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, ValLoaders
 from yoloseghw.data.pair import load_pair
@@ -385,12 +387,17 @@ class DetSegTrainer(DetectionTrainer):
             self.last, self.best = final["last"], final["best"]
 
     def final_eval(self) -> None:
-        """Strip the optimizer from last.pt and best.pt (atomically), then validate best.pt on both val sets."""
+        """Strip the optimizer from last.pt and best.pt (atomically), write and print the forgetting report, then
+        validate best.pt on both val sets."""
         if RANK not in {-1, 0}:
             return
+        results = self.read_results_csv()
         for path in (self.last, self.best):
             if path.exists():
-                strip_in_place(path, updates={"train_results": self.read_results_csv()})
+                strip_in_place(path, updates={"train_results": results})
+        report = forgetting_report(results, self.plan.kind, self.boundary, self.plan.order)
+        write_report(report, self.save_dir)
+        print_forgetting(report)
         if self.best.exists():
             console.print(f"[bold]Validating {self.best}[/]")
             self.metrics = self.validator(model=self.best)

@@ -1,0 +1,1 @@
+"""Catastrophic forgetting: what each task kept while the other one trained."""
