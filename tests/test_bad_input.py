@@ -24,6 +24,7 @@ TRAIN_CASES = [
     (["--workers", "-1"], "--workers must be 0 or more"),
     (["--optimizer", "bogus"], "Optimizer 'bogus' not found"),
     (["--freeze", "999"], "freeze at most 23"),
+    (["--freeze", "head"], "--freeze: expected a number of layers, backbone or neck"),
     (["--imgsz", "0"], "--imgsz must be at least 32"),
     (["--device", "mps"], "no Apple MPS device"),
     (["--cache", "bogus"], "--cache: expected ram or disk"),

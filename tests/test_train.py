@@ -354,3 +354,13 @@ def test_training_is_offline(tiny_pair, tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     train(tiny_pair, tmp_path, model="yolov8n", plots=True)
     assert (tmp_path / "train/weights/best.pt").is_file() and (tmp_path / "train/results.png").is_file()
+
+
+@pytest.mark.parametrize(("family", "backbone", "neck"), [("yolo26n", 11, 23), ("yolov8n", 10, 22)])
+def test_freeze_by_name(family, backbone, neck):
+    """--freeze backbone / neck: the yaml's backbone layers, or every layer before Detect."""
+    from yoloseghw.nn.tasks import load_model_cfg
+    from yoloseghw.utils.options import freeze_layers
+
+    cfg = load_model_cfg(family)
+    assert (freeze_layers("backbone", cfg), freeze_layers("neck", cfg), freeze_layers("7", cfg)) == (backbone, neck, 7)

@@ -65,7 +65,9 @@ def train(
     ratio: Optional[str] = typer.Option(None, help="alternate: auto (default, each set once an epoch) or det:seg."),
     det_epochs: Optional[int] = typer.Option(None, help="phased: epochs of the detection phase (default: half)."),
     order: Optional[str] = typer.Option(None, help="phased: det,seg (default) or seg,det."),
-    freeze: Optional[int] = typer.Option(None, help="Freeze the first N layers (phased: in phase two, default 10)."),
+    freeze: Optional[str] = typer.Option(
+        None, help="Freeze N layers, the backbone, or the neck (all before the heads); phased: phase two, default 10."
+    ),
     lr_scale: Optional[float] = typer.Option(None, help="phased: LR multiplier in phase two (default 0.1)."),
     seg_weight: Optional[float] = typer.Option(None, help="Weight of the segmentation loss (default 1.0)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 100; 15 for the demo)."),

@@ -36,7 +36,7 @@ from yoloseghw.utils.console import console, ultralytics_log, ultralytics_warnin
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import check_output_folder
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
-from yoloseghw.utils.options import PHASED_FREEZE, check_options, check_training_args
+from yoloseghw.utils.options import PHASED_FREEZE, check_options, check_training_args, freeze_layers
 from yoloseghw.utils.report import print_val_report
 
 if TYPE_CHECKING:
@@ -177,6 +177,8 @@ class YOLOSeg:
         torch_device(device)  # an unavailable --device is one line, before any run folder
         join_process_group(device)  # under torchrun every process runs this; rank 0 writes the run folder
         if resume:
+            if isinstance(overrides.get("freeze"), str) and not overrides["freeze"].strip().isdigit():
+                raise UserInputError("--resume: give --freeze as a number of layers")
             if options:
                 raise UserInputError(
                     f"--resume keeps the run's own {', '.join(sorted(options))}; start a new run to change them"
@@ -184,6 +186,8 @@ class YOLOSeg:
             trainer = self._resume_trainer(trainer_class, resume, det, seg, overrides)
         else:
             pair, overrides = self._pair_for(det, seg, data, options, overrides)
+            if "freeze" in overrides:
+                overrides["freeze"] = freeze_layers(overrides["freeze"], self.cfg)
             args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
             opts = check_options(pair, args.epochs)
             if opts["schedule"] == "phased" and "freeze" not in overrides:

@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "seg_weight": 1.0,
 }
 PHASED_FREEZE = 10  # layers frozen in phase two of `phased` when --freeze is not given (the backbone)
+FREEZE_NAMES = ("backbone", "neck")  # --freeze by name: the backbone, or everything before the heads
 
 
 def parse_ratio(ratio: str | tuple[int, int] | list[int]) -> str | tuple[int, int]:
@@ -98,3 +99,18 @@ def check_training_args(args: Any, layers: int) -> int:
     if rounded != imgsz:
         warn(f"--imgsz {imgsz} is not a multiple of the stride {MIN_IMGSZ}, training at {rounded}")
     return rounded
+
+
+def freeze_layers(freeze: Any, cfg: dict) -> Any:
+    """--freeze as Ultralytics takes it: `backbone` (the yaml's backbone layers), `neck` (every layer before the
+    heads: backbone and neck) or a number of layers; a list of layer indices passes as it is."""
+    if not isinstance(freeze, str):
+        return freeze
+    text = freeze.strip().lower()
+    if text.isdigit():
+        return int(text)
+    if text == "backbone":
+        return len(cfg["backbone"])
+    if text == "neck":
+        return len(cfg["backbone"]) + len(cfg["head"]) - 1
+    raise UserInputError(f"--freeze: expected a number of layers, {' or '.join(FREEZE_NAMES)}, got '{freeze}'")
