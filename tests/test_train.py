@@ -303,10 +303,12 @@ def test_finetune_keeps_the_checkpoints_own_modules(trained, tiny_pair, tmp_path
     head = model.semantic
     c = head.classifier[0].conv.in_channels
     head.classifier = torch.nn.Sequential(Conv(c, c // 2, 3), torch.nn.Conv2d(c // 2, head.nc, 1))
-    write_checkpoint(tmp_path / "slim.pt", {**ckpt, "model": model.half()})
-    YOLOSeg(tmp_path / "slim.pt").train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, **TINY)
-    tuned = load_model(tmp_path / "train/weights/best.pt")[0]
+    write_checkpoint(tmp_path / "slim.pt", {**ckpt, "model": model.half(), "train_args": {"imgsz": 96}})
+    options = {k: v for k, v in TINY.items() if k != "imgsz"}  # no imgsz: the checkpoint's own, as in Ultralytics
+    YOLOSeg(tmp_path / "slim.pt").train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, **options)
+    tuned, tuned_ckpt = load_model(tmp_path / "train/weights/best.pt")
     assert tuned.semantic.classifier[0].conv.out_channels == c // 2
+    assert tuned_ckpt["train_args"]["imgsz"] == 96
 
 
 def test_weights_transfer_maps_classes_by_name(tiny_pair, tmp_path):

@@ -186,6 +186,8 @@ class YOLOSeg:
             trainer = self._resume_trainer(trainer_class, resume, det, seg, overrides)
         else:
             pair, overrides = self._pair_for(det, seg, data, options, overrides)
+            if self.ckpt and "imgsz" not in overrides:  # fine-tuning keeps the checkpoint's size, as Ultralytics does
+                overrides["imgsz"] = self._train_imgsz()
             if "freeze" in overrides:
                 overrides["freeze"] = freeze_layers(overrides["freeze"], self.cfg)
             args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
