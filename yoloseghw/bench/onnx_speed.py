@@ -75,16 +75,21 @@ def pipeline_split(weights: Path, images: list[Path], imgsz: int, threads: int) 
     return {k: v / p.seen for k, v in p.totals.items()}
 
 
-def joint_variants(weights: Path, out: Path, imgsz: int, kinds: list[str], det: Path | None, seg: Path | None):
+def joint_variants(
+    weights: Path, out: Path, imgsz: int, kinds: list[str], det: Path | None, seg: Path | None, reuse: bool = False
+) -> dict[str, Path]:
     """{name: ONNX file} of the joint model: one FP32 export per kind, and its INT8 twin when both datasets are given
-    (each kind from its own copy of the checkpoint, so that the files get their own names)."""
+    (each kind from its own copy of the checkpoint, so that the files get their own names). With `reuse`, files that
+    an earlier run of the same settings left in `out` are taken as they are."""
     files = {}
     for kind in kinds:
         pt = Path(shutil.copy(weights, out / f"joint-{kind}.pt"))
-        model = YOLOSeg(pt)
-        files[f"joint {kind}"] = model.export(imgsz=imgsz, semantic=kind)
-        if det and seg:
-            files[f"joint {kind} INT8"] = model.compress(
+        fp32, int8 = pt.with_suffix(".onnx"), out / f"joint-{kind}-int8.onnx"
+        files[f"joint {kind}"] = fp32 if reuse and fp32.is_file() else YOLOSeg(pt).export(imgsz=imgsz, semantic=kind)
+        if reuse and int8.is_file():
+            files[f"joint {kind} INT8"] = int8
+        elif det and seg:
+            files[f"joint {kind} INT8"] = YOLOSeg(pt).compress(
                 "quantize", det=det, seg=seg, imgsz=imgsz, semantic=kind, force=True
             )
     return files
@@ -122,6 +127,7 @@ def main() -> None:
     parser.add_argument("--det", type=Path, help="detection yaml: with --seg, INT8 twins calibrated on both sets")
     parser.add_argument("--seg", type=Path, help="semantic yaml: mIoU and pixel accuracy of every joint variant")
     parser.add_argument("--val-det", action="store_true", help="with --det: mAP of every joint variant too")
+    parser.add_argument("--reuse", action="store_true", help="time the ONNX files an earlier run left in --out")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/onnx_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # the PyTorch pipeline row uses the same thread count
@@ -130,12 +136,15 @@ def main() -> None:
     joint_pt = Path(shutil.copy(args.weights, args.out / "joint.pt"))
     joint = YOLOSeg(joint_pt)
     family = joint.model.yaml["yaml_file"]
-    files = joint_variants(joint_pt, args.out, args.imgsz, args.semantic, args.det, args.seg)
+    files = joint_variants(joint_pt, args.out, args.imgsz, args.semantic, args.det, args.seg, args.reuse)
     det_nc, seg_nc = len(joint.det_names), len(joint.seg_names)
-    files["detect"] = stock_onnx(DetectionModel(family, nc=det_nc, verbose=False), args.out / "detect.onnx", args.imgsz)
-    semantic_yaml = family.replace(".yaml", "-sem.yaml")
-    semantic = SemanticSegmentationModel(semantic_yaml, nc=seg_nc, verbose=False)
-    files["semantic"] = stock_onnx(semantic, args.out / "semantic.onnx", args.imgsz)
+    stock = {"detect": args.out / "detect.onnx", "semantic": args.out / "semantic.onnx"}
+    if not (args.reuse and stock["detect"].is_file()):
+        stock["detect"] = stock_onnx(DetectionModel(family, nc=det_nc, verbose=False), stock["detect"], args.imgsz)
+    if not (args.reuse and stock["semantic"].is_file()):
+        semantic = SemanticSegmentationModel(family.replace(".yaml", "-sem.yaml"), nc=seg_nc, verbose=False)
+        stock["semantic"] = stock_onnx(semantic, stock["semantic"], args.imgsz)
+    files.update(stock)
 
     images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:50]
     inputs = letterboxed(images, args.imgsz)
