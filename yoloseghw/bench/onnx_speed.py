@@ -76,7 +76,14 @@ def pipeline_split(weights: Path, images: list[Path], imgsz: int, threads: int) 
 
 
 def joint_variants(
-    weights: Path, out: Path, imgsz: int, kinds: list[str], det: Path | None, seg: Path | None, reuse: bool = False
+    weights: Path,
+    out: Path,
+    imgsz: int,
+    kinds: list[str],
+    det: Path | None,
+    seg: Path | None,
+    reuse: bool = False,
+    simplify: bool = False,
 ) -> dict[str, Path]:
     """{name: ONNX file} of the joint model: one FP32 export per kind, and its INT8 twin when both datasets are given
     (each kind from its own copy of the checkpoint, so that the files get their own names). With `reuse`, files that
@@ -85,7 +92,9 @@ def joint_variants(
     for kind in kinds:
         pt = Path(shutil.copy(weights, out / f"joint-{kind}.pt"))
         fp32, int8 = pt.with_suffix(".onnx"), out / f"joint-{kind}-int8.onnx"
-        files[f"joint {kind}"] = fp32 if reuse and fp32.is_file() else YOLOSeg(pt).export(imgsz=imgsz, semantic=kind)
+        if not (reuse and fp32.is_file()):
+            fp32 = YOLOSeg(pt).export(imgsz=imgsz, semantic=kind, simplify=simplify)
+        files[f"joint {kind}"] = fp32
         if reuse and int8.is_file():
             files[f"joint {kind} INT8"] = int8
         elif det and seg:
@@ -128,6 +137,7 @@ def main() -> None:
     parser.add_argument("--seg", type=Path, help="semantic yaml: mIoU and pixel accuracy of every joint variant")
     parser.add_argument("--val-det", action="store_true", help="with --det: mAP of every joint variant too")
     parser.add_argument("--reuse", action="store_true", help="time the ONNX files an earlier run left in --out")
+    parser.add_argument("--simplify", action="store_true", help="export the joint FP32 files with onnxslim")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/onnx_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)  # the PyTorch pipeline row uses the same thread count
@@ -136,7 +146,7 @@ def main() -> None:
     joint_pt = Path(shutil.copy(args.weights, args.out / "joint.pt"))
     joint = YOLOSeg(joint_pt)
     family = joint.model.yaml["yaml_file"]
-    files = joint_variants(joint_pt, args.out, args.imgsz, args.semantic, args.det, args.seg, args.reuse)
+    files = joint_variants(joint_pt, args.out, args.imgsz, args.semantic, args.det, args.seg, args.reuse, args.simplify)
     det_nc, seg_nc = len(joint.det_names), len(joint.seg_names)
     stock = {"detect": args.out / "detect.onnx", "semantic": args.out / "semantic.onnx"}
     if not (args.reuse and stock["detect"].is_file()):
