@@ -114,18 +114,6 @@ PATH_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", PATH_CASES)
-def test_bad_path(name, files, trained, tiny_pair, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    watched = [trained.parent.parent, files["notes.json"].parent]
-    before = [_digest(folder) for folder in watched]
-    assert_one_line_error(run(*_command(name, files, trained, tiny_pair, out)), PATH_CASES[name])
-    assert not list(out.iterdir()), "a failing command left something behind"
-    assert [_digest(folder) for folder in watched] == before
-    assert not list(trained.parent.glob(".*.tmp")), "a failed export left a temporary file beside the weights"
-
-
 def _first_mask(seg_yaml: Path) -> Path:
     return sorted((seg_yaml.parent / "masks" / "train").glob("*.png"))[0]
 
@@ -254,16 +242,6 @@ ALREADY_ONE_LINE = {
 }
 
 
-@pytest.mark.parametrize("name", ALREADY_ONE_LINE)
-def test_bad_input_that_held_before(name, files, trained, tiny_pair, tmp_path):
-    """Cases that were already one line before the reliability work: they stay so."""
-    out = tmp_path / "out"
-    out.mkdir()
-    before = _digest(trained.parent.parent)
-    assert_one_line_error(run(*_more(name, files, trained, tiny_pair, out)), ALREADY_ONE_LINE[name])
-    assert not list(out.iterdir()) and _digest(trained.parent.parent) == before
-
-
 def test_corrupt_video_is_one_line_without_ffmpeg_noise(trained, tmp_path, capfd):
     video = tmp_path / "broken.mp4"
     video.write_bytes(np.random.default_rng(0).integers(0, 255, 4000, dtype=np.uint8).tobytes())
@@ -288,3 +266,19 @@ def test_reasons_are_cut_at_a_word_boundary():
     short = shorten(text, 60)
     assert len(short) <= 60 and short.endswith(" …") and short.startswith("reason word0")
     assert all(w.startswith("word") or w in {"reason", "…"} for w in short.split())
+
+
+CASES = {**PATH_CASES, **ALREADY_ONE_LINE}  # paths and options fixed by the reliability work, then those that held
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input_case(name, files, trained, tiny_pair, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    watched = [trained.parent.parent, files["notes.json"].parent]
+    before = [_digest(folder) for folder in watched]
+    command = (_command if name in PATH_CASES else _more)(name, files, trained, tiny_pair, out)
+    assert_one_line_error(run(*command), CASES[name])
+    assert not list(out.iterdir()), "a failing command left something behind"
+    assert [_digest(folder) for folder in watched] == before
+    assert not list(trained.parent.glob(".*.tmp")), "a failed export left a temporary file beside the weights"
