@@ -23,7 +23,7 @@ from yoloseghw.utils.console import plain, ultralytics_warnings, warn
 from yoloseghw.utils.errors import UserInputError
 
 FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids", "out of bounds for axis 0", COLOUR)
-ABOVE_255 = "index {} is out of bounds for axis 0 with size 256"  # Ultralytics' scan on a 16-bit mask id above 255
+ABOVE_255 = re.compile(r"index (\d+) is out of bounds for axis 0 with size 256")  # a 16-bit mask id above 255
 
 
 def read_yaml_mapping(path: str | Path, flag: str, kind: str) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def check_scan(dataset: YOLODataset, flag: str, split: str) -> None:
     if fatal:
         more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
         detail = fatal[0].split(": ignoring corrupt image/", 1)[-1]
-        above = re.search(ABOVE_255.format(r"(\d+)"), detail)
+        above = ABOVE_255.search(detail)
         if above:
             detail = f"mask value {above.group(1)} is above 255 (class ids are 0 to nc-1, 255 = ignore)"
         file = fatal[0].split(": ignoring")[0].split(": ", 1)[-1].strip()

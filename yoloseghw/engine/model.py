@@ -36,7 +36,14 @@ from yoloseghw.utils.console import console, ultralytics_log, ultralytics_warnin
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import check_output_folder
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
-from yoloseghw.utils.options import PHASED_FREEZE, check_options, check_training_args, freeze_layers
+from yoloseghw.utils.options import (
+    PHASED_FREEZE,
+    check_options,
+    check_training_args,
+    freeze_layers,
+    layer_count,
+    round_to_stride,
+)
 from yoloseghw.utils.report import print_val_report
 
 if TYPE_CHECKING:
@@ -176,9 +183,9 @@ class YOLOSeg:
         device = str(overrides.get("device", ""))
         torch_device(device)  # an unavailable --device is one line, before any run folder
         join_process_group(device)  # under torchrun every process runs this; rank 0 writes the run folder
+        if "freeze" in overrides:
+            overrides["freeze"] = freeze_layers(overrides["freeze"], None if resume else self.cfg)
         if resume:
-            if isinstance(overrides.get("freeze"), str) and not overrides["freeze"].strip().isdigit():
-                raise UserInputError("--resume: give --freeze as a number of layers")
             if options:
                 raise UserInputError(
                     f"--resume keeps the run's own {', '.join(sorted(options))}; start a new run to change them"
@@ -188,14 +195,11 @@ class YOLOSeg:
             pair, overrides = self._pair_for(det, seg, data, options, overrides)
             if self.ckpt and "imgsz" not in overrides:  # fine-tuning keeps the checkpoint's size, as Ultralytics does
                 overrides["imgsz"] = self._train_imgsz()
-            if "freeze" in overrides:
-                overrides["freeze"] = freeze_layers(overrides["freeze"], self.cfg)
             args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
             opts = check_options(pair, args.epochs)
             if opts["schedule"] == "phased" and "freeze" not in overrides:
                 overrides["freeze"] = args.freeze = PHASED_FREEZE
-            layers = len(self.model.model) if self.model else len(self.cfg["backbone"]) + len(self.cfg["head"])
-            overrides["imgsz"] = check_training_args(args, layers)
+            overrides["imgsz"] = check_training_args(args, layer_count(self.cfg))
             check_output_folder(project, "--project")
             if args.rect and opts["schedule"] == "joint":
                 raise UserInputError("rect=True cannot train the joint schedule (a joint step needs one image size)")
@@ -426,7 +430,6 @@ class YOLOSeg:
         logits [B,nc,H/8,W/8]; predict and val resize any of them to the image.
         """
         from yoloseghw.engine.exporter import export_onnx
-        from yoloseghw.engine.predictor import round_to_stride
 
         if format.lower() != "onnx":
             raise UserInputError(f"--format: only onnx is supported, got '{format}'")
@@ -475,7 +478,6 @@ class YOLOSeg:
         """
         from yoloseghw.compress.quantize import calibration_images, check_calib_method, convert_fp16, quantize_int8
         from yoloseghw.engine.exporter import export_onnx
-        from yoloseghw.engine.predictor import round_to_stride
 
         if method not in COMPRESS_METHODS:
             raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(COMPRESS_METHODS)})")

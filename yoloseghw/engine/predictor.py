@@ -11,7 +11,6 @@ nearest-neighbour for class maps, bilinear (then the argmax) for logits.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,13 @@ import torch
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import nms, ops
 
-from yoloseghw.data.sources import Source, open_source
+from yoloseghw.data.sources import Source
 from yoloseghw.engine.results import DetSegResult
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.utils.console import console, fit_info, make_progress, warn
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.options import round_to_stride
 
 STAGES = ("preprocess", "inference", "postprocess")
 
@@ -99,10 +99,9 @@ class DetSegPredictor:
         self.seen += len(images)
         return results
 
-    def stream(self, source: Any, writer: PredictionWriter | None = None, progress: bool = True):
-        """Yield results for every image or frame of `source` (anything `open_source` takes, or what it returned),
-        with a progress bar for folders, videos and cameras."""
-        src = source if isinstance(source, Source) else open_source(source)
+    def stream(self, src: Source, writer: PredictionWriter | None = None, progress: bool = True):
+        """Yield results for every image or frame of `src` (what `open_source` returned), with a progress bar for
+        folders, videos and cameras."""
         bar = make_progress(transient=False) if progress and src.show_progress else None
         try:
             if bar:
@@ -189,16 +188,6 @@ def input_size(backend: TorchBackend | OnnxBackend, imgsz: int | None) -> int:
             warn(f"--imgsz {imgsz} ignored: {backend.path.name} was exported for {fixed}x{fixed} (export --dynamic)")
         return fixed
     return round_to_stride(imgsz or 640, backend.stride)
-
-
-def round_to_stride(imgsz: int, stride: int) -> int:
-    """`imgsz` rounded up to a multiple of `stride`, with a warning when it changes (as Ultralytics does)."""
-    if imgsz < 1:
-        raise UserInputError(f"--imgsz must be positive, got {imgsz}")
-    rounded = math.ceil(imgsz / stride) * stride
-    if rounded != imgsz:
-        warn(f"--imgsz {imgsz} is not a multiple of the stride {stride}, using {rounded}")
-    return rounded
 
 
 class PredictionWriter:

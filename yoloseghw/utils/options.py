@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from yoloseghw.utils.errors import UserInputError
@@ -78,8 +79,6 @@ def check_training_args(args: Any, layers: int) -> int:
     """Ultralytics options that Ultralytics itself checks only mid-run, or never: each bad value is a one-line error
     before any run folder exists. `layers` is the model's layer count before the semantic head (Detect is the last).
     Returns the image size, rounded up to a multiple of the stride with a warning, as Ultralytics' check_imgsz does."""
-    from yoloseghw.utils.console import warn
-
     if args.batch == 0 or args.batch < -1:
         raise UserInputError(f"--batch must be at least 1 (or -1: Ultralytics' AutoBatch on a GPU), got {args.batch}")
     if args.workers < 0:
@@ -95,22 +94,37 @@ def check_training_args(args: Any, layers: int) -> int:
     imgsz = max(args.imgsz) if isinstance(args.imgsz, list) else args.imgsz
     if imgsz < MIN_IMGSZ:
         raise UserInputError(f"--imgsz must be at least {MIN_IMGSZ}, got {imgsz}")
-    rounded = -(-imgsz // MIN_IMGSZ) * MIN_IMGSZ
+    return round_to_stride(imgsz, MIN_IMGSZ)
+
+
+def round_to_stride(imgsz: int, stride: int) -> int:
+    """`imgsz` rounded up to a multiple of `stride`, with a warning when it changes (as Ultralytics does)."""
+    from yoloseghw.utils.console import warn
+
+    if imgsz < 1:
+        raise UserInputError(f"--imgsz must be positive, got {imgsz}")
+    rounded = math.ceil(imgsz / stride) * stride
     if rounded != imgsz:
-        warn(f"--imgsz {imgsz} is not a multiple of the stride {MIN_IMGSZ}, training at {rounded}")
+        warn(f"--imgsz {imgsz} is not a multiple of the stride {stride}, using {rounded}")
     return rounded
 
 
-def freeze_layers(freeze: Any, cfg: dict) -> Any:
+def layer_count(cfg: dict) -> int:
+    """Layers of a model yaml (backbone + head; Detect is the last)."""
+    return len(cfg["backbone"]) + len(cfg["head"])
+
+
+def freeze_layers(freeze: Any, cfg: dict | None) -> Any:
     """--freeze as Ultralytics takes it: `backbone` (the yaml's backbone layers), `neck` (every layer before the
-    heads: backbone and neck) or a number of layers; a list of layer indices passes as it is."""
+    heads: backbone and neck) or a number of layers; a list of layer indices passes as it is. Names need the model's
+    yaml `cfg` (None: a resume, whose model is the checkpoint's)."""
     if not isinstance(freeze, str):
         return freeze
     text = freeze.strip().lower()
     if text.isdigit():
         return int(text)
-    if text == "backbone":
-        return len(cfg["backbone"])
-    if text == "neck":
-        return len(cfg["backbone"]) + len(cfg["head"]) - 1
-    raise UserInputError(f"--freeze: expected a number of layers, {' or '.join(FREEZE_NAMES)}, got '{freeze}'")
+    if text not in FREEZE_NAMES:
+        raise UserInputError(f"--freeze: expected a number of layers, {' or '.join(FREEZE_NAMES)}, got '{freeze}'")
+    if cfg is None:
+        raise UserInputError("--resume: give --freeze as a number of layers")
+    return len(cfg["backbone"]) if text == "backbone" else layer_count(cfg) - 1
