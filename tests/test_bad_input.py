@@ -31,6 +31,11 @@ TRAIN_CASES = [
     (["--seg-weight", "-5"], "--seg-weight must be >= 0"),
     (["--schedule", "phased", "--epochs", "1"], "at least 2 epochs"),
     (["bogus_key=1"], "'bogus_key' is not a valid YOLO argument"),
+    (["--schedule", "joint", "--distill"], "every joint step has labels for both heads"),
+    (["--teacher", "teacher.pt"], "is the teacher of --distill: add --distill"),
+    (["--distill", "--teacher", "nowhere.pt"], "--teacher: nowhere.pt does not exist"),
+    (["--lr-head", "0"], "--lr-head must be > 0"),
+    (["--distill", "--pseudo-conf", "1.5"], "--pseudo-conf must be between 0 and 1"),
 ]
 
 

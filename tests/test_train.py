@@ -146,8 +146,9 @@ def test_normal_regime_steps_lr_and_ema(tiny_pair, tmp_path):
 
 
 def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
-    """Phase two: LR x lr_scale, and best.pt's frozen layers and idle detection head equal phase one's."""
-    lrs, phase_one = [], {}
+    """Phase two: LR x lr_scale; the frozen layers (weights and BatchNorm statistics) of the raw model and of the
+    saved EMA, and the saved idle detection head, equal phase one's."""
+    lrs, phase_one, raw = [], {}, {}
 
     def keep_phase_one(trainer):
         if trainer.epoch == 0:
@@ -163,6 +164,7 @@ def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
         callbacks={
             "on_model_save": keep_phase_one,
             "on_train_epoch_end": lambda t: lrs.append(t.optimizer.param_groups[0]["lr"]),
+            "on_train_end": lambda t: raw.update(t.model.state_dict()),
         },
         **NORMAL,
         **SGD,
@@ -175,6 +177,8 @@ def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
         fixed = k.startswith(tuple(f"model.{i}." for i in range(10))) or k.startswith(detect)
         if fixed:
             assert torch.equal(v, phase_one[k]), k
+        if k.startswith(tuple(f"model.{i}." for i in range(10))):  # the training model, BN statistics included
+            assert torch.equal(raw[k].half() if raw[k].is_floating_point() else raw[k], phase_one[k]), k
     changed = [k for k in final if not torch.equal(final[k], phase_one[k])]
     assert changed and all(k.startswith(("semantic.", *(f"model.{i}." for i in range(10, 23)))) for k in changed)
 

@@ -70,6 +70,19 @@ def train(
     ),
     lr_scale: Optional[float] = typer.Option(None, help="phased: LR multiplier in phase two (default 0.1)."),
     seg_weight: Optional[float] = typer.Option(None, help="Weight of the segmentation loss (default 1.0)."),
+    lr_shared: Optional[float] = typer.Option(None, help="LR multiplier of the shared layers (default 1.0)."),
+    lr_head: Optional[float] = typer.Option(None, help="LR multiplier of the two heads (default 1.0)."),
+    distill: bool = typer.Option(
+        False, "--distill", help="Learning without Forgetting: a teacher supervises the head a batch has no labels for."
+    ),
+    teacher: Optional[Path] = typer.Option(
+        None, help="--distill: teacher checkpoint (default: phased, the phase-one model; alternate, the EMA)."
+    ),
+    distill_t: Optional[float] = typer.Option(None, help="--distill: softmax temperature of the KL (default 2.0)."),
+    distill_weight: Optional[float] = typer.Option(None, help="--distill: weight of the term (default 1.0)."),
+    pseudo_conf: Optional[float] = typer.Option(
+        None, help="--distill: teacher boxes above this confidence are Detect's targets (default 0.25)."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 100; 15 for the demo)."),
     imgsz: Optional[int] = typer.Option(None, help="Train/val image size (default 640; 128 for the demo)."),
     batch: Optional[int] = typer.Option(None, help="Batch size per task (default 16; with DDP, over all GPUs)."),
@@ -102,6 +115,13 @@ def train(
             freeze=freeze,
             lr_scale=lr_scale,
             seg_weight=seg_weight,
+            lr_shared=lr_shared,
+            lr_head=lr_head,
+            distill=distill or None,
+            teacher=teacher,
+            distill_t=distill_t,
+            distill_weight=distill_weight,
+            pseudo_conf=pseudo_conf,
             epochs=epochs,
             imgsz=imgsz,
             batch=batch,

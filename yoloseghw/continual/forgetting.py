@@ -23,23 +23,35 @@ TASK_METRIC = {"det": MAP50_95, "seg": MIOU}  # the metric that stands for each 
 REPORT_FILE = "forgetting.json"
 
 
-def forgetting_report(columns: dict[str, list], schedule: str, boundary: int | None, order: tuple[str, str]) -> dict:
+def forgetting_report(
+    columns: dict[str, list],
+    schedule: str,
+    boundary: int | None,
+    order: tuple[str, str],
+    start: dict[str, float] | None = None,
+) -> dict:
     """The report from results.csv's `columns` (Ultralytics' read_results_csv); `boundary` is the number of epochs
-    of phase one (phased only), `order` the phases' tasks."""
+    of phase one (phased only), `order` the tasks in the order they were learned, `start` the starting weights'
+    metrics (schedule `single`, where `order[0]` was learned before this run)."""
     epochs = [int(e) for e in columns.get("epoch", [])]
     report: dict[str, Any] = {"schedule": schedule, "epochs": len(epochs), "tasks": {}}
     if schedule == "phased":
         report["phase_one_epochs"], report["order"] = boundary, list(order)
+    elif schedule == "single":
+        report["order"] = list(order)
     for task, key in TASK_METRIC.items():
         values = [float(v) for v in columns.get(key, [])]
         if not values:
             continue
-        first = schedule == "phased" and task == order[0]
-        span = values[:boundary] if first else values  # the first task's peak is the one it reached in its phase
+        first = schedule in ("phased", "single") and task == order[0]
+        if schedule == "single" and first:  # learned before this run: its peak is what the starting weights knew
+            span, labels = [float(start[key])] if start else values[:1], [0] if start else epochs[:1]
+        else:  # the first task's peak is the one it reached in its phase
+            span, labels = (values[:boundary], epochs) if first else (values, epochs)
         peak = max(range(len(span)), key=span.__getitem__)
-        row = {"metric": key, "peak": span[peak], "peak_epoch": epochs[peak], "end_of_run": values[-1]}
+        row = {"metric": key, "peak": span[peak], "peak_epoch": labels[peak], "end_of_run": values[-1]}
         if first:
-            row["end_of_phase"] = values[boundary - 1]
+            row["end_of_phase"] = span[-1] if schedule == "single" else values[boundary - 1]
         row["retention"] = values[-1] / span[peak] if span[peak] > 0 else None
         report["tasks"][task] = row
     return report
@@ -55,12 +67,14 @@ def write_report(report: dict, save_dir: Path) -> Path:
 
 def print_report(report: dict) -> None:
     """The report as a table in the log."""
-    phased = report["schedule"] == "phased"
-    title = f"Forgetting ({report['schedule']}" + (
-        f", phase one {report['phase_one_epochs']} epochs)" if phased else ")"
+    schedule = report["schedule"]
+    phased = schedule in ("phased", "single")
+    title = f"Forgetting ({schedule}" + (
+        f", phase one {report['phase_one_epochs']} epochs)" if schedule == "phased" else ")"
     )
+    first_end = "end of phase one" if schedule == "phased" else "at start"
     table = Table(title=title, title_justify="left")
-    for col in ("task", "metric", "peak (epoch)", *(("end of phase one",) if phased else ()), "end of run", "kept"):
+    for col in ("task", "metric", "peak (epoch)", *((first_end,) if phased else ()), "end of run", "kept"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for task, row in report["tasks"].items():
         kept = f"{row['retention']:.1%}" if row["retention"] is not None else "-"

@@ -27,7 +27,8 @@ class TaskPlan:
     - `alternate`, ratio 'auto': det batches + seg batches; each dataset is drawn once per epoch, interleaved evenly;
     - `alternate`, ratio a:b: enough a:b cycles that each dataset is drawn at least once (the smaller one repeats);
     - `joint`: max(det batches, seg batches) joint steps (the smaller dataset repeats);
-    - `phased`: max(det batches, seg batches) steps of the current phase's task.
+    - `phased`: max(det batches, seg batches) steps of the current phase's task;
+    - `single`: the batches of `order[1]`'s dataset, the only task trained (fine-tuning a model that knows both).
     """
 
     kind: str = "alternate"
@@ -37,6 +38,8 @@ class TaskPlan:
 
     def phase(self, epoch: int, epochs: int) -> tuple[str, ...]:
         """Tasks trained in this (0-based) epoch: both, or the single task of the current phase."""
+        if self.kind == "single":
+            return (self.order[1],)
         if self.kind != "phased":
             return TASKS
         return (self.order[0],) if epoch < self.boundary(epochs) else (self.order[1],)
@@ -49,6 +52,8 @@ class TaskPlan:
 
     def steps_per_epoch(self, batches: dict[str, int]) -> int:
         """Steps in every epoch, given the batches per pass of each dataset."""
+        if self.kind == "single":
+            return batches[self.order[1]]
         if self.kind in ("joint", "phased"):
             return max(batches.values())
         if self.ratio == "auto":
@@ -77,6 +82,8 @@ class TaskPlan:
     def describe(self, batches: dict[str, int]) -> str:
         """What an epoch is, in words (printed when training starts)."""
         n = self.steps_per_epoch(batches)
+        if self.kind == "single":
+            return f"{n} {self.order[1]} steps (one pass; the {self.order[0]} val set measures what is kept)"
         if self.kind == "phased":
             return f"{n} steps of the current phase's task (one pass over the larger dataset)"
         if self.kind == "joint":

@@ -192,7 +192,7 @@ class YOLOSeg:
                 )
             trainer = self._resume_trainer(trainer_class, resume, det, seg, overrides)
         else:
-            pair, overrides = self._pair_for(det, seg, data, options, overrides)
+            pair, overrides = self._pair_for(det, seg, data, weights, options, overrides)
             if self.ckpt and "imgsz" not in overrides:  # fine-tuning keeps the checkpoint's size, as Ultralytics does
                 overrides["imgsz"] = self._train_imgsz()
             args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
@@ -235,19 +235,48 @@ class YOLOSeg:
         return result
 
     def _pair_for(
-        self, det: Any, seg: Any, data: Any, options: dict[str, Any], overrides: dict[str, Any]
+        self, det: Any, seg: Any, data: Any, weights: Any, options: dict[str, Any], overrides: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The pair (det, seg and options) to train on: `data`, or `det`+`seg`, or the generated demo."""
+        """The pair (det, seg and options) to train on: `data`, or `det`+`seg`, one of them with a yoloseg checkpoint
+        (`single`), or the generated demo."""
         if data is not None:
             if det is not None or seg is not None:
                 raise UserInputError("give either --data (a pair yaml) or --det and --seg, not both")
             return {**read_pair(data), **options}, overrides
         if (det is None) != (seg is None):
-            raise UserInputError("give both --det and --seg (or neither, to train on the built-in demo)")
+            return self._single_task_pair(det, seg, weights, options), overrides
         if det is None:
             det, seg = on_rank_zero(lambda: make_demo_if_missing(DEMO_DIR))
             overrides = {**DEMO_DEFAULTS, **overrides}
         return {"det": str(det), "seg": str(seg), **options}, overrides
+
+    def _single_task_pair(self, det: Any, seg: Any, weights: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """One dataset given: fine-tune that task only (schedule `single`) from a yoloseg checkpoint that knows the
+        other one, whose val set (from the checkpoint's own pair yaml) measures what that task keeps."""
+        new = "det" if det is not None else "seg"
+        old = "seg" if new == "det" else "det"
+        ckpt = read_checkpoint(weights) if weights else self.ckpt
+        if not ckpt or not isinstance(checkpoint_model(ckpt), DetSegModel):
+            raise UserInputError(
+                f"give both --det and --seg (--{new} alone fine-tunes a yoloseg checkpoint, given as --weights, "
+                "that already knows the other task)"
+            )
+        pair = Path(str((ckpt.get("train_args") or {}).get("data", "")))
+        if pair.name != PAIR_FILE or not pair.is_file():
+            raise UserInputError(
+                f"--{new} alone: the checkpoint's own pair yaml ({pair}) is not found; give --{old} too"
+            )
+        if options.get("schedule", "single") != "single":
+            raise UserInputError(f"--schedule {options['schedule']} trains two datasets; --{new} alone trains one")
+        datasets = read_pair(pair)
+        datasets[new] = str(det if new == "det" else seg)
+        return {
+            "det": datasets["det"],
+            "seg": datasets["seg"],
+            **options,
+            "schedule": "single",
+            "order": f"{old},{new}",
+        }
 
     def _source_model(self, weights: str | Path | None) -> Any:
         """What the new run starts from: `weights` (any Ultralytics detection or yoloseg .pt), this model, or None."""

@@ -9,13 +9,14 @@ tagged with their task, and `model(batch)` applies each loss only to the images 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import subprocess
 from copy import deepcopy
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 from unittest import mock
 
 import numpy as np
@@ -35,12 +36,13 @@ from ultralytics.utils.torch_utils import (
     unwrap_model,
 )
 
+from yoloseghw.continual.distill import Distillation, frozen_copy
 from yoloseghw.continual.forgetting import forgetting_report, write_report
 from yoloseghw.continual.forgetting import print_report as print_forgetting
 from yoloseghw.data.dataset import build_dataset, build_loader
 from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, ValLoaders
 from yoloseghw.data.pair import load_pair
-from yoloseghw.engine.checkpoint import strip_in_place
+from yoloseghw.engine.checkpoint import load_model, strip_in_place
 from yoloseghw.engine.distributed import (
     HostDDP,
     join_process_group,
@@ -55,33 +57,36 @@ from yoloseghw.nn.loss import BATCH_TASKS
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console, print_error, ultralytics_log, warn
 from yoloseghw.utils.errors import UserInputError
-from yoloseghw.utils.files import remove_stale_temporaries
+from yoloseghw.utils.files import atomic_path, remove_stale_temporaries
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 from yoloseghw.utils.options import TASKS
 from yoloseghw.utils.plots import plot_results
 
+START_FILE = "start_metrics.json"  # schedule `single`: the starting weights' val metrics
+
 
 class TaskLossMeter:
-    """Exact running mean of each task's loss items over the steps of the epoch that trained that task."""
+    """Exact running mean of each loss group's items (det, seg, distill) over the steps of the epoch that had it."""
 
     def __init__(self, names: dict[str, tuple[str, ...]]):
         self.names = names
-        self.sums = {k: 0.0 for task in TASKS for k in names[task]}
-        self.counts = dict.fromkeys(TASKS, 0)
+        self.sums = {k: 0.0 for group in names.values() for k in group}
+        self.counts = dict.fromkeys(names, 0)
 
-    def add(self, tasks: tuple[str, ...], items: dict[str, torch.Tensor]) -> None:
-        for task in tasks:
-            self.counts[task] += 1
-            for k in self.names[task]:
-                self.sums[k] += float(items[k])
+    def add(self, groups: tuple[str, ...], items: dict[str, torch.Tensor]) -> None:
+        for group in groups:
+            if group in self.names:
+                self.counts[group] += 1
+                for k in self.names[group]:
+                    self.sums[k] += float(items[k])
 
     def means(self, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The means as tensors keyed like Ultralytics' `tloss`; a task not trained yet keeps its `current` value."""
+        """The means as tensors keyed like Ultralytics' `tloss`; a group not trained yet keeps its `current` value."""
         out = dict(current)
-        for task in TASKS:
-            if self.counts[task]:
-                for k in self.names[task]:
-                    out[k] = torch.tensor(self.sums[k] / self.counts[task], device=current[k].device)
+        for group, names in self.names.items():
+            if self.counts[group]:
+                for k in names:
+                    out[k] = torch.tensor(self.sums[k] / self.counts[group], device=current[k].device)
         return out
 
 
@@ -150,7 +155,8 @@ class DetSegTrainer(DetectionTrainer):
         batch = super().preprocess_batch(batch)
         self.step_tasks = BATCH_TASKS[batch["task"]]
         if self.args.compile:  # the compiled forward cannot read the batch: tell the model which heads to run
-            unwrap_model(self.model).step = (self.step_tasks, batch.get("n_det"))
+            model = unwrap_model(self.model)
+            model.step = (model.training_heads(batch["task"]), batch.get("n_det"))
         return batch
 
     # ------------------------------------------------------------------ model
@@ -183,6 +189,7 @@ class DetSegTrainer(DetectionTrainer):
         model = unwrap_model(self.model)
         model.seg_names = self.data["seg_names"]
         model.seg_weight = self.options["seg_weight"]
+        model.distill = self.options["distill"]  # the loss logs distill_loss from the first step
         model.seg_data_yaml = self.data["seg"]["yaml_path"]
 
     def set_class_weights(self) -> None:
@@ -231,7 +238,7 @@ class DetSegTrainer(DetectionTrainer):
         if prefix == "val":
             return [] if loss_items is None else {}
         if loss_items is not None and self.meter is not None:
-            idle = {k for task in TASKS if not self.meter.counts[task] for k in self.meter.names[task]}
+            idle = {k for group, names in self.meter.names.items() if not self.meter.counts[group] for k in names}
             loss_items = {k: math.nan if k in idle else v for k, v in loss_items.items()}
         return super().label_loss_items(loss_items, prefix)
 
@@ -301,6 +308,85 @@ class DetSegTrainer(DetectionTrainer):
                 f"(optimizer={self.args.optimizer}), an optimizer step every {self.accumulate} batches (nbs "
                 f"{self.args.nbs}), {self.epochs} epochs, imgsz {self.args.imgsz}, results to {self.save_dir}"
             )
+            if (self.options["lr_shared"], self.options["lr_head"]) != (1.0, 1.0):
+                console.print(
+                    f"LR x{self.options['lr_shared']} for the shared layers, x{self.options['lr_head']} for the heads"
+                )
+        if self.plan.kind == "single":
+            self.start_metrics = self._start_metrics()
+        if self.options["distill"]:
+            if self.options["teacher"]:
+                teacher = self._teacher_from(self.options["teacher"])
+                self._start_distillation(lambda: teacher, self.options["teacher"])
+            elif self.plan.kind == "single":
+                teacher = frozen_copy(self.ema.ema)
+                self._start_distillation(lambda: teacher, "the starting weights (a frozen copy)")
+            elif self.boundary is None:
+                self._start_distillation(lambda: self.ema.ema, "the EMA model")
+
+    def _start_metrics(self) -> dict[str, float] | None:
+        """`single`: both val sets' metrics of the starting weights (what the old task knew), measured once and kept
+        in the run folder, so a resumed run reports against the same start."""
+        path = self.save_dir / START_FILE
+        if RANK not in {-1, 0}:
+            return None
+        if path.is_file():
+            return json.loads(path.read_text())
+        console.print(f"[bold]Validating the starting weights[/] ({self.plan.order[0]} is not trained in this run)")
+        metrics = self.validator(self)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2))
+        return metrics
+
+    def build_optimizer(
+        self,
+        model: nn.Module,
+        name: str = "auto",
+        lr: float = 0.001,
+        momentum: float = 0.9,
+        decay: float = 1e-5,
+        iterations: float = 1e5,
+    ) -> optim.Optimizer:
+        """Ultralytics' optimizer; with `lr_shared`/`lr_head` each of its parameter groups is split in two: the shared
+        layers (LR x lr_shared) and the two heads, Detect and the semantic head (LR x lr_head)."""
+        optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
+        scales = self.options["lr_shared"], self.options["lr_head"]
+        if scales == (1.0, 1.0):
+            return optimizer
+        model = unwrap_model(model)
+        heads = {id(p) for m in (model.model[-1], model.semantic) for p in m.parameters()}
+        groups, optimizer.param_groups = optimizer.param_groups, []
+        for group in groups:
+            params = group.pop("params")
+            for scale, in_head in zip(scales, (False, True)):
+                part = [p for p in params if (id(p) in heads) == in_head]
+                optimizer.add_param_group({**group, "params": part, "lr": group["lr"] * scale})
+        return optimizer
+
+    def _teacher_from(self, path: str) -> DetSegModel:
+        """A frozen teacher from a yoloseg checkpoint with this run's class counts."""
+        model = load_model(path, "--teacher")[0]
+        names = self.data["names"], self.data["seg_names"]
+        if (model.model[-1].nc, model.semantic.nc) != (len(names[0]), len(names[1])):
+            raise UserInputError(
+                f"--teacher: {path} has {model.model[-1].nc} detection and {model.semantic.nc} semantic classes, the data "
+                f"{len(names[0])} and {len(names[1])}"
+            )
+        return frozen_copy(model).to(self.device)
+
+    def _start_distillation(self, teacher: Callable[[], DetSegModel], source: str) -> None:
+        """From this step on, `teacher` supervises the head each batch has no labels for (Learning without
+        Forgetting)."""
+        o = self.options
+        unwrap_model(self.model).distillation = Distillation(
+            teacher, o["distill_t"], o["distill_weight"], o["pseudo_conf"]
+        )
+        if RANK in {-1, 0}:
+            console.print(
+                f"Distillation from {source}: on det batches the semantic head learns its soft class maps (KL, T="
+                f"{o['distill_t']}), on seg batches Detect learns its boxes above conf {o['pseudo_conf']}; weight "
+                f"{o['distill_weight']}"
+            )
 
     def _setup_scheduler(self) -> None:
         """Ultralytics' linear or cosine LR schedule, times `lr_scale` from phase two of `phased` on."""
@@ -323,7 +409,8 @@ class DetSegTrainer(DetectionTrainer):
 
     def _enter_phase_two(self) -> None:
         """Start from the EMA weights (the validated model), freeze `freeze` layers, keep them and the idle head
-        out of the EMA, and count early stopping from here."""
+        out of the EMA (the idle head trains, and is averaged, under `distill`, whose teacher is a frozen copy of the
+        phase-one model unless `teacher` is given), and count early stopping from here."""
         model = unwrap_model(self.model)
         model.load_state_dict(self.ema.ema.state_dict())
         freeze = self.args.freeze
@@ -333,7 +420,8 @@ class DetSegTrainer(DetectionTrainer):
             if any(f in name for f in self.freeze_layer_names):
                 p.requires_grad = False
         idle = f"model.{model.model[-1].i}." if self.plan.order[0] == "det" else "semantic."
-        fixed = tuple(f for f in self.freeze_layer_names if f.startswith("model.")) + (idle,)
+        distill = self.options["distill"]
+        fixed = tuple(f for f in self.freeze_layer_names if f.startswith("model.")) + (() if distill else (idle,))
         ema_v, model_v = [], []
         model_state = model.state_dict()
         for k, v in self.ema.ema.state_dict().items():
@@ -344,6 +432,9 @@ class DetSegTrainer(DetectionTrainer):
         self.stopper = EarlyStopping(patience=self.args.patience)
         self.stopper.best_epoch = self.epoch  # patience counts from the start of phase two
         self.phase_two_started = True
+        if distill and not self.options["teacher"]:
+            teacher = frozen_copy(self.ema.ema)
+            self._start_distillation(lambda: teacher, "the phase-one model (a frozen copy of its EMA)")
         if RANK in {-1, 0}:
             console.print(
                 f"Phase two ({self.plan.order[1]}): from the EMA weights, layers {layers[0] if layers else '-'}"
@@ -354,7 +445,7 @@ class DetSegTrainer(DetectionTrainer):
         """on_train_batch_end: make `tloss` the exact mean of each task's losses over the steps that trained it."""
         if self.meter is None:
             self.meter = TaskLossMeter(unwrap_model(self.model).criterion.names)
-        self.meter.add(self.step_tasks, self.loss_items)
+        self.meter.add((*self.step_tasks, "distill"), self.loss_items)
         self.tloss = self.meter.means(self.loss_items)
 
     def validate(self) -> tuple[dict | None, float | None]:
@@ -395,7 +486,9 @@ class DetSegTrainer(DetectionTrainer):
         for path in (self.last, self.best):
             if path.exists():
                 strip_in_place(path, updates={"train_results": results})
-        report = forgetting_report(results, self.plan.kind, self.boundary, self.plan.order)
+        report = forgetting_report(
+            results, self.plan.kind, self.boundary, self.plan.order, getattr(self, "start_metrics", None)
+        )
         write_report(report, self.save_dir)
         print_forgetting(report)
         if self.best.exists():

@@ -10,7 +10,10 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.loss import SemanticSegmentationLoss
 
+from yoloseghw.continual.distill import DISTILL_LOSS
+
 if TYPE_CHECKING:
+    from yoloseghw.continual.distill import Distillation
     from yoloseghw.nn.tasks import DetSegModel
 
 TASKS = ("det", "seg")
@@ -24,7 +27,8 @@ class DetSegLoss:
     The detection criterion is the model family's own (v8 or YOLO26's end-to-end), built as `DetectionModel` builds
     it (it reads `model.class_weights`); the semantic one is `SemanticSegmentationLoss` on the semantic head with
     `model.seg_class_weights`. Loss items always carry every name of both tasks, as Ultralytics' trainer expects a
-    fixed set; the task a batch does not train repeats its last value, so running means stay per task.
+    fixed set; the task a batch does not train repeats its last value, so running means stay per task. With
+    `model.distill` the items carry `distill_loss` too (group 'distill'), zero on steps without a teacher.
     """
 
     def __init__(self, model: DetSegModel):
@@ -39,11 +43,16 @@ class DetSegLoss:
         self.seg_weight = float(getattr(model, "seg_weight", 1.0))
         det_names = getattr(self.det, "loss_names", None) or self.det.one2one.loss_names
         self.names = {"det": tuple(det_names), "seg": SEG_LOSS_NAMES}
+        if getattr(model, "distill", False):
+            self.names["distill"] = (DISTILL_LOSS,)
         device = next(model.parameters()).device
-        self.last = {name: torch.zeros((), device=device) for task in TASKS for name in self.names[task]}
+        self.last = {name: torch.zeros((), device=device) for names in self.names.values() for name in names}
 
-    def __call__(self, preds: tuple[Any, Any], batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(loss to backpropagate, loss items of both tasks) for a 'det', 'seg' or 'joint' batch."""
+    def __call__(
+        self, preds: tuple[Any, Any], batch: dict, distillation: Distillation | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss to backpropagate, loss items of both tasks) for a 'det', 'seg' or 'joint' batch, plus the
+        `distillation` term for the head the batch has no labels for."""
         det_preds, seg_preds = preds
         total = None
         for task in BATCH_TASKS[batch["task"]]:
@@ -55,6 +64,12 @@ class DetSegLoss:
                 loss = self.seg_weight * loss
             total = loss if total is None else total + loss
             self.last.update({k: v.detach() for k, v in items.items()})
+        if "distill" in self.names:
+            term = torch.zeros((), device=total.device)
+            if distillation is not None and batch["task"] != "joint":
+                term = distillation(self.det, preds, batch)
+            total = total + term
+            self.last[DISTILL_LOSS] = term.detach()
         return total, dict(self.last)
 
     @property

@@ -104,12 +104,26 @@ class DetSegModel(DetectionModel):
         return DetSegLoss(self)
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss of the task(s) the batch is labelled for (`batch['task']`: 'det', 'seg' or 'joint')."""
+        """Loss of the task(s) the batch is labelled for (`batch['task']`: 'det', 'seg' or 'joint'), plus, while a
+        teacher is set (`self.distillation`, training only), the distillation term for the other head."""
         if getattr(self, "criterion", None) is None:
             self.criterion = self.init_criterion()
+        distillation = getattr(self, "distillation", None) if self.training else None
         if preds is None:
-            preds = self.forward_heads(batch["img"], BATCH_TASKS[batch["task"]], batch.get("n_det"))
-        return self.criterion(preds, batch)
+            preds = self.forward_heads(batch["img"], self.training_heads(batch["task"]), batch.get("n_det"))
+        return self.criterion(preds, batch, distillation)
+
+    def training_heads(self, task: str) -> tuple[str, ...]:
+        """The heads a training step runs: those the batch has labels for, and both while a teacher distills."""
+        if getattr(self, "distillation", None) is not None and task != "joint":
+            return TASKS
+        return BATCH_TASKS[task]
+
+    def __getstate__(self) -> dict:
+        """Pickles and copies leave out the training-time teacher (`distillation`)."""
+        state = self.__dict__.copy()
+        state.pop("distillation", None)
+        return state
 
     def adapt_heads(self, det_names: dict[int, str], seg_names: dict[int, str]) -> list[str]:
         """Give the model new class lists; re-make only what a changed list needs, and return what was re-made.

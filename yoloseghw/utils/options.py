@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from yoloseghw.utils.errors import UserInputError
 
-SCHEDULES = ("alternate", "phased", "joint")
+SCHEDULES = ("alternate", "phased", "joint", "single")  # single: train order[1] only, order[0] is validated
 TASKS = ("det", "seg")
 DEFAULTS: dict[str, Any] = {
     "schedule": "alternate",
@@ -16,6 +17,13 @@ DEFAULTS: dict[str, Any] = {
     "order": "det,seg",
     "lr_scale": 0.1,
     "seg_weight": 1.0,
+    "lr_shared": 1.0,
+    "lr_head": 1.0,
+    "distill": False,
+    "teacher": None,
+    "distill_t": 2.0,
+    "distill_weight": 1.0,
+    "pseudo_conf": 0.25,
 }
 PHASED_FREEZE = 10  # layers frozen in phase two of `phased` when --freeze is not given (the backbone)
 FREEZE_NAMES = ("backbone", "neck")  # --freeze by name: the backbone, or everything before the heads
@@ -68,6 +76,23 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
         raise UserInputError(f"--lr-scale must be > 0, got {opts['lr_scale']}")
     if not opts["seg_weight"] >= 0:
         raise UserInputError(f"--seg-weight must be >= 0, got {opts['seg_weight']}")
+    for key in ("lr_shared", "lr_head", "distill_t"):
+        if not opts[key] > 0:
+            raise UserInputError(f"--{key.replace('_', '-')} must be > 0, got {opts[key]}")
+    if not opts["distill_weight"] >= 0:
+        raise UserInputError(f"--distill-weight must be >= 0, got {opts['distill_weight']}")
+    if not 0 < opts["pseudo_conf"] < 1:
+        raise UserInputError(f"--pseudo-conf must be between 0 and 1, got {opts['pseudo_conf']}")
+    if opts["distill"] and opts["schedule"] == "joint":
+        raise UserInputError(
+            "--distill: every joint step has labels for both heads; distil with --schedule alternate or phased"
+        )
+    if opts["teacher"]:
+        if not opts["distill"]:
+            raise UserInputError(f"--teacher {opts['teacher']} is the teacher of --distill: add --distill")
+        if not Path(opts["teacher"]).is_file():
+            raise UserInputError(f"--teacher: {opts['teacher']} does not exist")
+        opts["teacher"] = str(Path(opts["teacher"]).resolve())
     return opts
 
 
