@@ -36,6 +36,7 @@ TRAIN_CASES = [
     (["--distill", "--teacher", "nowhere.pt"], "--teacher: nowhere.pt does not exist"),
     (["--lr-head", "0"], "--lr-head must be > 0"),
     (["--distill", "--pseudo-conf", "1.5"], "--pseudo-conf must be between 0 and 1"),
+    (["--ewc", "100"], "--ewc anchors the weights a first task left: use --schedule phased"),
 ]
 
 

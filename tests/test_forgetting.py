@@ -13,6 +13,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from tests.helpers import run
 from yoloseghw.continual.distill import DISTILL_LOSS, Distillation, frozen_copy
+from yoloseghw.continual.ewc import ElasticWeights, diagonal_fisher
 from yoloseghw.engine.checkpoint import load_model, read_checkpoint
 from yoloseghw.nn.tasks import DetSegModel
 
@@ -81,9 +82,30 @@ def test_distill_adds_a_term_and_gradients_reach_only_the_student(task):
     assert any(p.grad is not None and p.grad.any() for p in idle.parameters())  # the teacher's targets: a gradient
 
 
-def test_phased_distill_trains_the_first_head_from_the_phase_one_model(tiny_pair, tmp_path):
-    """distill_loss is zero in phase one (no teacher yet) and positive in phase two, where the idle detection head,
-    which plain phase two keeps bit for bit, now learns from the phase-one model (and is averaged into the EMA)."""
+def test_ewc_penalty_and_fisher():
+    """The penalty is zero at the anchor and pulls back towards it; the Fisher information of the detection loss
+    covers the shared layers and Detect but not the semantic head, and computing it changes no BN statistic."""
+    model = tiny_model()
+    before = buffers(model)
+    fisher = diagonal_fisher(model, [batches()["det"]], preprocess=lambda b: b)
+    assert all(torch.equal(v, before[k]) for k, v in model.named_buffers())
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(k.startswith("semantic.") for k in fisher) and any(v.any() for v in fisher.values())
+    ewc = ElasticWeights(model, fisher, strength=10.0)
+    assert float(ewc(model, 2)) == 0
+    name = max(fisher, key=lambda k: float(fisher[k].max()))
+    param = dict(model.named_parameters())[name]
+    with torch.no_grad():
+        param.add_(0.1)
+    penalty = ewc(model, 2)
+    penalty.backward()
+    assert float(penalty) > 0 and (param.grad[fisher[name] > 0] > 0).all()  # a step against the gradient: back
+
+
+def test_phased_distill_and_ewc_train_the_first_head_from_the_phase_one_model(tiny_pair, tmp_path):
+    """Combined flags: distill_loss and ewc_loss are zero in phase one (no teacher, no anchor yet) and positive in
+    phase two, where the idle detection head, which plain phase two keeps bit for bit, now learns from the phase-one
+    model (and is averaged into the EMA)."""
     phase_one = {}
 
     def keep_phase_one(trainer):

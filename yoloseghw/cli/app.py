@@ -83,6 +83,9 @@ def train(
     pseudo_conf: Optional[float] = typer.Option(
         None, help="--distill: teacher boxes above this confidence are Detect's targets (default 0.25)."
     ),
+    ewc: Optional[float] = typer.Option(
+        None, help="EWC strength: pull the weights toward the first task's, by its Fisher information (phased/single)."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 100; 15 for the demo)."),
     imgsz: Optional[int] = typer.Option(None, help="Train/val image size (default 640; 128 for the demo)."),
     batch: Optional[int] = typer.Option(None, help="Batch size per task (default 16; with DDP, over all GPUs)."),
@@ -122,6 +125,7 @@ def train(
             distill_t=distill_t,
             distill_weight=distill_weight,
             pseudo_conf=pseudo_conf,
+            ewc=ewc,
             epochs=epochs,
             imgsz=imgsz,
             batch=batch,

@@ -9,6 +9,8 @@ tagged with their task, and `model(batch)` applies each loss only to the images 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import math
@@ -37,6 +39,7 @@ from ultralytics.utils.torch_utils import (
 )
 
 from yoloseghw.continual.distill import Distillation, frozen_copy
+from yoloseghw.continual.ewc import ElasticWeights, diagonal_fisher
 from yoloseghw.continual.forgetting import forgetting_report, write_report
 from yoloseghw.continual.forgetting import print_report as print_forgetting
 from yoloseghw.data.dataset import build_dataset, build_loader
@@ -63,6 +66,7 @@ from yoloseghw.utils.options import TASKS
 from yoloseghw.utils.plots import plot_results
 
 START_FILE = "start_metrics.json"  # schedule `single`: the starting weights' val metrics
+EWC_BATCHES = 32  # first-task train batches that estimate the Fisher information
 
 
 class TaskLossMeter:
@@ -190,6 +194,7 @@ class DetSegTrainer(DetectionTrainer):
         model.seg_names = self.data["seg_names"]
         model.seg_weight = self.options["seg_weight"]
         model.distill = self.options["distill"]  # the loss logs distill_loss from the first step
+        model.ewc_strength = self.options["ewc"]  # ... and ewc_loss
         model.seg_data_yaml = self.data["seg"]["yaml_path"]
 
     def set_class_weights(self) -> None:
@@ -314,6 +319,8 @@ class DetSegTrainer(DetectionTrainer):
                 )
         if self.plan.kind == "single":
             self.start_metrics = self._start_metrics()
+            if self.options["ewc"]:
+                self._anchor_weights()
         if self.options["distill"]:
             if self.options["teacher"]:
                 teacher = self._teacher_from(self.options["teacher"])
@@ -363,13 +370,31 @@ class DetSegTrainer(DetectionTrainer):
                 optimizer.add_param_group({**group, "params": part, "lr": group["lr"] * scale})
         return optimizer
 
+    def _anchor_weights(self) -> None:
+        """EWC: the first task's Fisher information (its train batches, at most EWC_BATCHES) at the current weights,
+        which from now on anchor every parameter it reached."""
+        task = self.plan.order[0]
+        loader = self.train_loader.loaders[task]
+        n = min(len(loader), EWC_BATCHES)
+        model = unwrap_model(self.model)
+        batches = ({**b, "task": task} for b in itertools.islice(iter(loader), n))
+        no_sync = self.model.no_sync() if hasattr(self.model, "no_sync") else contextlib.nullcontext()
+        with no_sync:  # gradients of this rank only, averaged over ranks afterwards
+            fisher = diagonal_fisher(model, batches, self.preprocess_batch)
+        model.ewc = ElasticWeights(model, fisher, self.options["ewc"])
+        if RANK in {-1, 0}:
+            console.print(
+                f"EWC: Fisher information of the {task} loss from {n} batches; strength {self.options['ewc']}"
+            )
+
     def _teacher_from(self, path: str) -> DetSegModel:
         """A frozen teacher from a yoloseg checkpoint with this run's class counts."""
         model = load_model(path, "--teacher")[0]
         names = self.data["names"], self.data["seg_names"]
-        if (model.model[-1].nc, model.semantic.nc) != (len(names[0]), len(names[1])):
+        counts = model.model[-1].nc, model.semantic.nc
+        if counts != (len(names[0]), len(names[1])):
             raise UserInputError(
-                f"--teacher: {path} has {model.model[-1].nc} detection and {model.semantic.nc} semantic classes, the data "
+                f"--teacher: {path} has {counts[0]} detection and {counts[1]} semantic classes, the data "
                 f"{len(names[0])} and {len(names[1])}"
             )
         return frozen_copy(model).to(self.device)
@@ -432,6 +457,8 @@ class DetSegTrainer(DetectionTrainer):
         self.stopper = EarlyStopping(patience=self.args.patience)
         self.stopper.best_epoch = self.epoch  # patience counts from the start of phase two
         self.phase_two_started = True
+        if self.options["ewc"]:
+            self._anchor_weights()
         if distill and not self.options["teacher"]:
             teacher = frozen_copy(self.ema.ema)
             self._start_distillation(lambda: teacher, "the phase-one model (a frozen copy of its EMA)")
@@ -445,7 +472,7 @@ class DetSegTrainer(DetectionTrainer):
         """on_train_batch_end: make `tloss` the exact mean of each task's losses over the steps that trained it."""
         if self.meter is None:
             self.meter = TaskLossMeter(unwrap_model(self.model).criterion.names)
-        self.meter.add((*self.step_tasks, "distill"), self.loss_items)
+        self.meter.add((*self.step_tasks, "distill", "ewc"), self.loss_items)
         self.tloss = self.meter.means(self.loss_items)
 
     def validate(self) -> tuple[dict | None, float | None]:

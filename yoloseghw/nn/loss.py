@@ -11,6 +11,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.loss import SemanticSegmentationLoss
 
 from yoloseghw.continual.distill import DISTILL_LOSS
+from yoloseghw.continual.ewc import EWC_LOSS
 
 if TYPE_CHECKING:
     from yoloseghw.continual.distill import Distillation
@@ -28,7 +29,8 @@ class DetSegLoss:
     it (it reads `model.class_weights`); the semantic one is `SemanticSegmentationLoss` on the semantic head with
     `model.seg_class_weights`. Loss items always carry every name of both tasks, as Ultralytics' trainer expects a
     fixed set; the task a batch does not train repeats its last value, so running means stay per task. With
-    `model.distill` the items carry `distill_loss` too (group 'distill'), zero on steps without a teacher.
+    `model.distill` the items carry `distill_loss` too (group 'distill'), zero on steps without a teacher; with
+    `model.ewc_strength`, `ewc_loss` (group 'ewc').
     """
 
     def __init__(self, model: DetSegModel):
@@ -45,6 +47,8 @@ class DetSegLoss:
         self.names = {"det": tuple(det_names), "seg": SEG_LOSS_NAMES}
         if getattr(model, "distill", False):
             self.names["distill"] = (DISTILL_LOSS,)
+        if getattr(model, "ewc_strength", 0):  # the term itself is added by DetSegModel.loss
+            self.names["ewc"] = (EWC_LOSS,)
         device = next(model.parameters()).device
         self.last = {name: torch.zeros((), device=device) for names in self.names.values() for name in names}
 

@@ -15,6 +15,7 @@ from ultralytics.nn.modules.head import SemanticSegment
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 from ultralytics.utils.torch_utils import fuse_conv_and_bn, initialize_weights
 
+from yoloseghw.continual.ewc import EWC_LOSS
 from yoloseghw.nn.loss import BATCH_TASKS, TASKS, DetSegLoss
 from yoloseghw.utils.errors import UserInputError
 
@@ -105,13 +106,19 @@ class DetSegModel(DetectionModel):
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of the task(s) the batch is labelled for (`batch['task']`: 'det', 'seg' or 'joint'), plus, while a
-        teacher is set (`self.distillation`, training only), the distillation term for the other head."""
+        teacher is set (`self.distillation`, training only), the distillation term for the other head, and the EWC
+        penalty once the first task's weights are anchored (`self.ewc`)."""
         if getattr(self, "criterion", None) is None:
             self.criterion = self.init_criterion()
         distillation = getattr(self, "distillation", None) if self.training else None
         if preds is None:
             preds = self.forward_heads(batch["img"], self.training_heads(batch["task"]), batch.get("n_det"))
-        return self.criterion(preds, batch, distillation)
+        loss, items = self.criterion(preds, batch, distillation)
+        if getattr(self, "ewc_strength", 0):  # logged from the first step, zero until the first task has ended
+            ewc = getattr(self, "ewc", None) if self.training else None
+            term = ewc(self, len(batch["img"])) if ewc is not None else torch.zeros((), device=loss.device)
+            loss, items = loss + term, {**items, EWC_LOSS: term.detach()}
+        return loss, items
 
     def training_heads(self, task: str) -> tuple[str, ...]:
         """The heads a training step runs: those the batch has labels for, and both while a teacher distills."""
@@ -120,9 +127,10 @@ class DetSegModel(DetectionModel):
         return BATCH_TASKS[task]
 
     def __getstate__(self) -> dict:
-        """Pickles and copies leave out the training-time teacher (`distillation`)."""
+        """Pickles and copies leave out the training-time teacher (`distillation`) and EWC anchors (`ewc`)."""
         state = self.__dict__.copy()
         state.pop("distillation", None)
+        state.pop("ewc", None)
         return state
 
     def adapt_heads(self, det_names: dict[int, str], seg_names: dict[int, str]) -> list[str]:

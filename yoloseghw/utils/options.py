@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "distill_t": 2.0,
     "distill_weight": 1.0,
     "pseudo_conf": 0.25,
+    "ewc": 0.0,
 }
 PHASED_FREEZE = 10  # layers frozen in phase two of `phased` when --freeze is not given (the backbone)
 FREEZE_NAMES = ("backbone", "neck")  # --freeze by name: the backbone, or everything before the heads
@@ -86,6 +87,12 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
     if opts["distill"] and opts["schedule"] == "joint":
         raise UserInputError(
             "--distill: every joint step has labels for both heads; distil with --schedule alternate or phased"
+        )
+    if not opts["ewc"] >= 0:
+        raise UserInputError(f"--ewc must be >= 0, got {opts['ewc']}")
+    if opts["ewc"] and opts["schedule"] not in ("phased", "single"):
+        raise UserInputError(
+            "--ewc anchors the weights a first task left: use --schedule phased, or one dataset with --weights"
         )
     if opts["teacher"]:
         if not opts["distill"]:
