@@ -65,6 +65,16 @@ def test_schedule_run(schedule, extra, tiny_pair, tmp_path):
     check_forgetting_report(run, rows, schedule)
 
 
+def keep_phase_one(store: dict):
+    """An on_model_save callback that keeps, in `store`, the EMA state saved at the end of epoch 1 (phase one)."""
+
+    def keep(trainer) -> None:
+        if trainer.epoch == 0:
+            store.update(read_checkpoint(trainer.last)["ema"].state_dict())
+
+    return keep
+
+
 def check_forgetting_report(run, rows, schedule) -> None:
     """forgetting.json holds each task's peak and final val metric from results.csv (phased: the first task's peak
     within phase one and its value when phase one ended), and the share of the peak kept."""
@@ -150,10 +160,6 @@ def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
     saved EMA, and the saved idle detection head, equal phase one's."""
     lrs, phase_one, raw = [], {}, {}
 
-    def keep_phase_one(trainer):
-        if trainer.epoch == 0:
-            phase_one.update(read_checkpoint(trainer.last)["ema"].state_dict())
-
     train(
         tiny_pair,
         tmp_path,
@@ -162,7 +168,7 @@ def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
         freeze=10,
         lr_scale=0.1,
         callbacks={
-            "on_model_save": keep_phase_one,
+            "on_model_save": keep_phase_one(phase_one),
             "on_train_epoch_end": lambda t: lrs.append(t.optimizer.param_groups[0]["lr"]),
             "on_train_end": lambda t: raw.update(t.model.state_dict()),
         },

@@ -24,7 +24,7 @@ import torch
 from ultralytics import YOLO
 
 from yoloseghw import YOLOSeg
-from yoloseghw.bench.joint_vs_single import semantic_yaml, train_or_reuse
+from yoloseghw.bench.joint_vs_single import add_training_arguments, semantic_yaml, train_or_reuse
 from yoloseghw.continual.forgetting import REPORT_FILE, TASK_METRIC
 from yoloseghw.utils.plots import read_rows
 
@@ -45,24 +45,21 @@ def refuse_unfinished(run: Path, reuse: bool) -> None:
         raise SystemExit(f"{run} exists: pass --reuse to keep a finished run, or remove it and run again")
 
 
+def budget(args: argparse.Namespace) -> dict[str, Any]:
+    """The training options every run shares: the budget, seed, loader workers and device."""
+    keys = ("epochs", "imgsz", "batch", "seed", "workers", "device")
+    return {**{k: getattr(args, k) for k in keys}, "plots": False}
+
+
 def train_strategy(name: str, args: argparse.Namespace, project: Path) -> dict[str, Any]:
     """Train one strategy (or reuse its finished run) and return its curves, forgetting report and time."""
-    common = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "seed": args.seed}
     run = project / name
     refuse_unfinished(run, args.reuse)
     seconds = train_or_reuse(
         run,
         args.reuse,
         lambda: YOLOSeg(args.model).train(
-            det=args.det,
-            seg=args.seg,
-            project=project,
-            name=name,
-            plots=False,
-            workers=args.workers,
-            device=args.device,
-            **common,
-            **STRATEGIES[name],
+            det=args.det, seg=args.seg, project=project, name=name, **budget(args), **STRATEGIES[name]
         ),
     )
     rows = read_rows(run / "results.csv")
@@ -76,21 +73,13 @@ def train_strategy(name: str, args: argparse.Namespace, project: Path) -> dict[s
 
 def train_single(args: argparse.Namespace, project: Path) -> dict[str, Any]:
     """The stock Ultralytics semantic model on the mask set, same model scale, size, epochs, batch and seed."""
-    common = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "seed": args.seed}
     run = project / SINGLE
     refuse_unfinished(run, args.reuse)
     seconds = train_or_reuse(
         run,
         args.reuse,
         lambda: YOLO(semantic_yaml(args.model)).train(
-            data=args.seg,
-            project=str(project),
-            name=SINGLE,
-            exist_ok=True,
-            plots=False,
-            workers=args.workers,
-            device=args.device,
-            **common,
+            data=args.seg, project=str(project), name=SINGLE, exist_ok=True, **budget(args)
         ),
     )
     curve = [r[TASK_METRIC["seg"]] for r in read_rows(run / "results.csv")]
@@ -172,15 +161,7 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--det", required=True)
-    parser.add_argument("--seg", required=True)
-    parser.add_argument("--model", default="yolo26n")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--imgsz", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="")
+    add_training_arguments(parser, epochs=12)
     parser.add_argument(
         "--strategies", nargs="+", default=[*STRATEGIES, SINGLE], choices=[*STRATEGIES, SINGLE], metavar="NAME"
     )

@@ -65,6 +65,19 @@ def train_or_reuse(run: Path, reuse: bool, train: Callable[[], object]) -> float
     return seconds
 
 
+def add_training_arguments(parser: argparse.ArgumentParser, epochs: int) -> None:
+    """The data, model and training budget options every training benchmark takes."""
+    parser.add_argument("--det", required=True)
+    parser.add_argument("--seg", required=True)
+    parser.add_argument("--model", default="yolo26n")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--imgsz", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="")
+
+
 def semantic_yaml(model: str) -> str:
     """yolo26n -> yolo26n-sem.yaml (Ultralytics ships semantic yamls for YOLO26)."""
     match = re.fullmatch(r"(yolo26)([nslmx])", model)
@@ -75,20 +88,12 @@ def semantic_yaml(model: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--det", required=True)
-    parser.add_argument("--seg", required=True)
-    parser.add_argument("--model", default="yolo26n")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--imgsz", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=16)
+    add_training_arguments(parser, epochs=10)
     parser.add_argument("--ratio", default="auto", help="joint model ratio: auto (each set once an epoch) or det:seg")
     parser.add_argument("--schedule", default="alternate", help="joint model schedule")
     parser.add_argument(
         "--joint-only", action="store_true", help="train only the joint model; latency against untrained stock models"
     )
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the latency measurement")
     parser.add_argument("--runs", type=int, default=100, help="timed forward passes per model and size (5 turns)")
     parser.add_argument("--project", default="runs/bench")
