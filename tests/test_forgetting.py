@@ -72,7 +72,8 @@ def test_distill_adds_a_term_and_gradients_reach_only_the_student(task):
     loss.backward()
 
     assert items[DISTILL_LOSS] > 0
-    assert float(loss.detach()) == pytest.approx(float(plain_loss.detach()) + float(items[DISTILL_LOSS]), rel=1e-4)
+    term = float(items[DISTILL_LOSS]) * len(batch["img"])  # logged per image; Ultralytics' losses are x batch size
+    assert float(loss.detach()) == pytest.approx(float(plain_loss.detach()) + term, rel=1e-4)
     assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(v, teacher_buffers[k]) for k, v in teacher.named_buffers())
     assert all(torch.equal(v, b) for (_, v), (_, b) in zip(student.named_buffers(), own_forward.named_buffers()))
@@ -162,3 +163,24 @@ def test_finetuning_one_task_reports_what_the_other_kept(trained, tiny_pair, tmp
     before = load_model(trained)[0].half().state_dict()
     after = load_model(run_dir / "weights/last.pt")[0].half().state_dict()
     assert all(torch.equal(after[k], before[k]) for k in before if k.startswith("semantic."))
+
+
+def test_forgetting_benchmark_tables_and_plot(tmp_path):
+    """benchmarks/forgetting.py's summary: end-of-run metrics, retention against the peak (phased: within phase one)
+    and the second task against the single-task reference, from the runs' reports."""
+    from yoloseghw.bench.forgetting import SINGLE, markdown_table, plot_curves, summary_rows
+    from yoloseghw.continual.forgetting import forgetting_report
+
+    columns = {"epoch": [1, 2, 3, 4], "metrics/mAP50-95(B)": [0.1, 0.2, 0.05, 0.04], "metrics/mIoU": [0, 0, 0.3, 0.4]}
+    report = forgetting_report(columns, "phased", 2, ("det", "seg"))
+    curves = {"det": columns["metrics/mAP50-95(B)"], "seg": columns["metrics/mIoU"]}
+    results = {
+        "strategies": {"naive": {"report": report, "curves": curves, "train_s": 60}},
+        SINGLE: {"final": 0.5, "peak": 0.5, "curves": {"seg": [0.2, 0.3, 0.4, 0.5]}, "train_s": 30},
+    }
+    (row,) = summary_rows(results)
+    assert row["det_peak"] == 0.2 and row["det_peak_epoch"] == 2 and row["det_retention"] == pytest.approx(0.2)
+    assert row["mIoU"] == 0.4 and row["seg_vs_single"] == pytest.approx(0.8)
+    assert "| naive | 0.0400 | 0.4000 | 0.2000 (2) | 20.0% | 100.0% | 80.0% | 60 |" in markdown_table(results)
+    plot_curves(results, tmp_path / "forgetting.png")
+    assert (tmp_path / "forgetting.png").stat().st_size > 0

@@ -73,7 +73,7 @@ class DetSegLoss:
             if distillation is not None and batch["task"] != "joint":
                 term = distillation(self.det, preds, batch)
             total = total + term
-            self.last[DISTILL_LOSS] = term.detach()
+            self.last[DISTILL_LOSS] = term.detach() / len(batch["img"])  # per image, as Ultralytics logs its items
         return total, dict(self.last)
 
     @property

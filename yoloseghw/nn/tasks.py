@@ -117,7 +117,7 @@ class DetSegModel(DetectionModel):
         if getattr(self, "ewc_strength", 0):  # logged from the first step, zero until the first task has ended
             ewc = getattr(self, "ewc", None) if self.training else None
             term = ewc(self, len(batch["img"])) if ewc is not None else torch.zeros((), device=loss.device)
-            loss, items = loss + term, {**items, EWC_LOSS: term.detach()}
+            loss, items = loss + term, {**items, EWC_LOSS: term.detach() / len(batch["img"])}  # logged per image
         return loss, items
 
     def training_heads(self, task: str) -> tuple[str, ...]:
