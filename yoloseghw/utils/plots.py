@@ -12,6 +12,7 @@ from yoloseghw.utils.metrics import DET_KEYS, SEG_KEYS
 PANELS = (
     ("detection losses", ("train/box_loss", "train/cls_loss", "train/dfl_loss", "train/l1_loss")),
     ("segmentation losses", ("train/ce_loss", "train/dice_loss", "train/aux_loss")),
+    ("forgetting remedies", ("train/distill_loss", "train/ewc_loss")),
     ("detection (box val set)", DET_KEYS),
     ("segmentation (mask val set)", SEG_KEYS),
 )
@@ -31,15 +32,18 @@ def _number(value: str | None) -> float:
 
 
 def plot_results(csv_path: Path, path: Path, boundary: int | None = None, on_plot: Callable | None = None) -> None:
-    """Plot every epoch of `csv_path` to `path`; `boundary` is the first epoch of phase two (0-based)."""
+    """Plot every epoch of `csv_path` to `path` (the panels whose columns it has: the remedies' losses only with
+    --distill / --ewc); `boundary` is the first epoch of phase two (0-based)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = read_rows(csv_path)
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4), tight_layout=True)
-    for ax, (title, keys) in zip(axes, PANELS):
+    columns = set(rows[0]) if rows else set()
+    panels = [(title, keys) for title, keys in PANELS if columns & set(keys)] or PANELS[:1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), tight_layout=True)
+    for ax, (title, keys) in zip(axes, panels):
         for key in keys:
             points = [(r["epoch"], r[key]) for r in rows if not math.isnan(r.get(key, math.nan))]
             if points:
