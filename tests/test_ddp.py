@@ -55,7 +55,8 @@ def results_rows(tmp_path: Path) -> list[dict[str, float]]:
     [
         ([], {"det", "seg"}),
         (["schedule=joint"], {"joint"}),
-        (["schedule=phased", "freeze=23"], {"det", "seg"}),  # phase two freezes all but the heads under DDP
+        # phase two freezes all but the heads under DDP, and distils and anchors them (EWC) on both ranks
+        (["schedule=phased", "freeze=23", "distill=True", "ewc=100"], {"det", "seg"}),
         (["launch"], {"det", "seg"}),
     ],
     ids=["torchrun", "torchrun-joint", "torchrun-phased", "ultralytics-launcher"],
@@ -80,7 +81,10 @@ def test_ddp_two_gloo_ranks_shard_both_datasets_and_run_the_same_steps(tiny_pair
     run = tmp_path / "runs" / "ddp"
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]  # no second run folder from rank 1
     assert (run / "weights" / "best.pt").is_file() and (run / "weights" / "last.pt").is_file()
-    assert len(results_rows(tmp_path)) == 2
+    rows = results_rows(tmp_path)
+    assert len(rows) == 2
+    if "distill=True" in flags:
+        assert rows[0]["train/distill_loss"] == 0 and rows[1]["train/distill_loss"] > 0
 
 
 @pytest.mark.parametrize("launch", [False, True], ids=["torchrun", "ultralytics-launcher"])
