@@ -35,8 +35,6 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "phased-distill": {"schedule": "phased", "distill": True},  # (d)
     "alternate-distill": {"schedule": "alternate", "distill": True},  # (d)
     "joint": {"schedule": "joint"},  # (e)
-    # naive plus EWC; 1e4 makes the penalty about the size of the seg loss at naive's drift (docs/benchmarks.md)
-    "naive-ewc": {"schedule": "phased", "freeze": 0, "lr_scale": 1.0, "ewc": 1e4},
 }
 SINGLE = "seg-only"  # the stock Ultralytics semantic model on the mask set: the second task's reference
 
