@@ -100,7 +100,7 @@ def test_ewc_penalty_and_fisher():
         param.add_(0.1)
     penalty = ewc(model, 2)
     penalty.backward()
-    assert float(penalty) > 0 and (param.grad[fisher[name] > 0] > 0).all()  # a step against the gradient: back
+    assert float(penalty.detach()) > 0 and (param.grad[fisher[name] > 0] > 0).all()  # a step against the gradient: back
 
 
 def test_phased_distill_and_ewc_train_the_first_head_from_the_phase_one_model(tiny_pair, tmp_path):
