@@ -45,13 +45,13 @@ def forgetting_report(
             continue
         first = schedule in ("phased", "single") and task == order[0]
         if schedule == "single" and first:  # learned before this run: its peak is what the starting weights knew
-            span, labels = [float(start[key])] if start else values[:1], [0] if start else epochs[:1]
+            span, labels = [float(start[key])], [0]
         else:  # the first task's peak is the one it reached in its phase
-            span, labels = (values[:boundary], epochs) if first else (values, epochs)
+            span, labels = (values[:boundary] if first else values), epochs
         peak = max(range(len(span)), key=span.__getitem__)
         row = {"metric": key, "peak": span[peak], "peak_epoch": labels[peak], "end_of_run": values[-1]}
-        if first:
-            row["end_of_phase"] = span[-1] if schedule == "single" else values[boundary - 1]
+        if first:  # its value when its phase ended (`single`: when this run started)
+            row["end_of_phase"] = span[-1]
         row["retention"] = values[-1] / span[peak] if span[peak] > 0 else None
         report["tasks"][task] = row
     return report
@@ -68,17 +68,17 @@ def write_report(report: dict, save_dir: Path) -> Path:
 def print_report(report: dict) -> None:
     """The report as a table in the log."""
     schedule = report["schedule"]
-    phased = schedule in ("phased", "single")
+    sequential = schedule in ("phased", "single")
     title = f"Forgetting ({schedule}" + (
         f", phase one {report['phase_one_epochs']} epochs)" if schedule == "phased" else ")"
     )
     first_end = "end of phase one" if schedule == "phased" else "at start"
     table = Table(title=title, title_justify="left")
-    for col in ("task", "metric", "peak (epoch)", *((first_end,) if phased else ()), "end of run", "kept"):
+    for col in ("task", "metric", "peak (epoch)", *((first_end,) if sequential else ()), "end of run", "kept"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for task, row in report["tasks"].items():
         kept = f"{row['retention']:.1%}" if row["retention"] is not None else "-"
-        phase = (f"{row['end_of_phase']:.4f}" if "end_of_phase" in row else "",) if phased else ()
+        phase = (f"{row['end_of_phase']:.4f}" if "end_of_phase" in row else "",) if sequential else ()
         metric = row["metric"].removeprefix("metrics/")
         table.add_row(
             task, metric, f"{row['peak']:.4f} ({row['peak_epoch']})", *phase, f"{row['end_of_run']:.4f}", kept

@@ -18,7 +18,7 @@ import os
 import subprocess
 from copy import deepcopy
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -70,7 +70,8 @@ EWC_BATCHES = 32  # first-task train batches that estimate the Fisher informatio
 
 
 class TaskLossMeter:
-    """Exact running mean of each loss group's items (det, seg, distill) over the steps of the epoch that had it."""
+    """Exact running mean of each loss group's items (det, seg, distill, ewc) over the steps of the epoch that had
+    it."""
 
     def __init__(self, names: dict[str, tuple[str, ...]]):
         self.names = names
@@ -124,6 +125,7 @@ class DetSegTrainer(DetectionTrainer):
         )
         self.boundary = self.plan.boundary(self.epochs)
         self.phase_two_started = False
+        self.start_metrics: dict[str, float] | None = None  # `single`: the starting weights' val metrics
         self.step_tasks: tuple[str, ...] = TASKS
         self.meter: TaskLossMeter | None = None
         self.add_callback("on_train_epoch_start", DetSegTrainer._start_epoch)
@@ -323,13 +325,11 @@ class DetSegTrainer(DetectionTrainer):
                 self._anchor_weights()
         if self.options["distill"]:
             if self.options["teacher"]:
-                teacher = self._teacher_from(self.options["teacher"])
-                self._start_distillation(lambda: teacher, self.options["teacher"])
+                self._start_distillation(self._teacher_from(self.options["teacher"]), self.options["teacher"])
             elif self.plan.kind == "single":
-                teacher = frozen_copy(self.ema.ema)
-                self._start_distillation(lambda: teacher, "the starting weights (a frozen copy)")
+                self._start_distillation(frozen_copy(self.ema.ema), "the starting weights (a frozen copy)")
             elif self.boundary is None:
-                self._start_distillation(lambda: self.ema.ema, "the EMA model")
+                self._start_distillation(None, "the EMA model")
 
     def _start_metrics(self) -> dict[str, float] | None:
         """`single`: both val sets' metrics of the starting weights (what the old task knew), measured once and kept
@@ -399,12 +399,13 @@ class DetSegTrainer(DetectionTrainer):
             )
         return frozen_copy(model).to(self.device)
 
-    def _start_distillation(self, teacher: Callable[[], DetSegModel], source: str) -> None:
-        """From this step on, `teacher` supervises the head each batch has no labels for (Learning without
-        Forgetting)."""
+    def _start_distillation(self, teacher: DetSegModel | None, source: str) -> None:
+        """From this step on, `teacher` (None: the EMA model of each step) supervises the head each batch has no
+        labels for (Learning without Forgetting)."""
         o = self.options
+        current = (lambda: self.ema.ema) if teacher is None else (lambda: teacher)  # a resume replaces the EMA
         unwrap_model(self.model).distillation = Distillation(
-            teacher, o["distill_t"], o["distill_weight"], o["pseudo_conf"]
+            current, o["distill_t"], o["distill_weight"], o["pseudo_conf"]
         )
         if RANK in {-1, 0}:
             console.print(
@@ -460,8 +461,7 @@ class DetSegTrainer(DetectionTrainer):
         if self.options["ewc"]:
             self._anchor_weights()
         if distill and not self.options["teacher"]:
-            teacher = frozen_copy(self.ema.ema)
-            self._start_distillation(lambda: teacher, "the phase-one model (a frozen copy of its EMA)")
+            self._start_distillation(frozen_copy(self.ema.ema), "the phase-one model (a frozen copy of its EMA)")
         if RANK in {-1, 0}:
             console.print(
                 f"Phase two ({self.plan.order[1]}): from the EMA weights, layers {layers[0] if layers else '-'}"
@@ -513,9 +513,7 @@ class DetSegTrainer(DetectionTrainer):
         for path in (self.last, self.best):
             if path.exists():
                 strip_in_place(path, updates={"train_results": results})
-        report = forgetting_report(
-            results, self.plan.kind, self.boundary, self.plan.order, getattr(self, "start_metrics", None)
-        )
+        report = forgetting_report(results, self.plan.kind, self.boundary, self.plan.order, self.start_metrics)
         write_report(report, self.save_dir)
         print_forgetting(report)
         if self.best.exists():

@@ -73,23 +73,18 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
             raise UserInputError(
                 f"--det-epochs must be between 1 and epochs-1 ({epochs - 1}), got {opts['det_epochs']}"
             )
-    if not opts["lr_scale"] > 0:
-        raise UserInputError(f"--lr-scale must be > 0, got {opts['lr_scale']}")
-    if not opts["seg_weight"] >= 0:
-        raise UserInputError(f"--seg-weight must be >= 0, got {opts['seg_weight']}")
-    for key in ("lr_shared", "lr_head", "distill_t"):
+    for key in ("lr_scale", "lr_shared", "lr_head", "distill_t"):
         if not opts[key] > 0:
             raise UserInputError(f"--{key.replace('_', '-')} must be > 0, got {opts[key]}")
-    if not opts["distill_weight"] >= 0:
-        raise UserInputError(f"--distill-weight must be >= 0, got {opts['distill_weight']}")
+    for key in ("seg_weight", "distill_weight", "ewc"):
+        if not opts[key] >= 0:
+            raise UserInputError(f"--{key.replace('_', '-')} must be >= 0, got {opts[key]}")
     if not 0 < opts["pseudo_conf"] < 1:
         raise UserInputError(f"--pseudo-conf must be between 0 and 1, got {opts['pseudo_conf']}")
     if opts["distill"] and opts["schedule"] == "joint":
         raise UserInputError(
             "--distill: every joint step has labels for both heads; distil with --schedule alternate or phased"
         )
-    if not opts["ewc"] >= 0:
-        raise UserInputError(f"--ewc must be >= 0, got {opts['ewc']}")
     if opts["ewc"] and opts["schedule"] not in ("phased", "single"):
         raise UserInputError(
             "--ewc anchors the weights a first task left: use --schedule phased, or one dataset with --weights"
