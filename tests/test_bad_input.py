@@ -37,6 +37,7 @@ TRAIN_CASES = [
     (["--lr-head", "0"], "--lr-head must be > 0"),
     (["--distill", "--pseudo-conf", "1.5"], "--pseudo-conf must be between 0 and 1"),
     (["--ewc", "100"], "--ewc anchors the weights a first task left: use --schedule phased"),
+    (["--seg-head", "wide"], "--seg-head: expected one of conv, separable, got 'wide'"),
 ]
 
 
@@ -213,6 +214,7 @@ def _more(name: str, files: dict[str, Path], trained: Path, tiny_pair, out: Path
         "train unknown schedule": ["train", *data, "--schedule", "bogus"],
         "train bad ratio": ["train", *data, "--ratio", "2-1"],
         "train unknown model": ["train", *data, "--model", "yolo99z"],
+        "train seg head on resume": ["train", "--resume", trained.with_name("last.pt"), "--seg-head", "separable"],
         "train resume missing": ["train", "--resume", out / "nowhere" / "last.pt"],
         "train weights not a checkpoint": ["train", *data, "--weights", files["plain"]],
         "val nothing to validate": ["val", "--weights", trained],
@@ -234,6 +236,7 @@ ALREADY_ONE_LINE = {
     "train unknown schedule": "--schedule",
     "train bad ratio": "--ratio",
     "train unknown model": "unknown model 'yolo99z'",
+    "train seg head on resume": "--seg-head builds a new model's head",
     "train resume missing": "nowhere",
     "train weights not a checkpoint": "plain",
     "val nothing to validate": "give --det and/or --seg",

@@ -142,16 +142,22 @@ def test_bench_bad_input_is_one_line_and_writes_nothing(weights, tiny_pair, tmp_
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("family, criterion", [("yolov8n", "l1"), ("yolo11n", "bn"), ("yolo26n", "l2")])
-def test_prune_makes_a_smaller_dense_model_that_trains_validates_and_exports(family, criterion, tiny_pair, tmp_path):
-    """C2f (v8), C3k2 + C2PSA attention (11, 26) and YOLO26's end-to-end head: fewer params and GFLOPs, both heads
-    keep their class counts, and the pruned module itself (not a yaml rebuild) trains, predicts and exports."""
+@pytest.mark.parametrize(
+    "family, criterion, seg_head",
+    [("yolov8n", "l1", "conv"), ("yolo11n", "bn", "separable"), ("yolo26n", "l2", "conv")],
+)
+def test_prune_makes_a_smaller_dense_model_that_trains_validates_and_exports(
+    family, criterion, seg_head, tiny_pair, tmp_path
+):
+    """C2f (v8), C3k2 + C2PSA attention (11, 26), YOLO26's end-to-end head and both semantic heads: fewer params and
+    GFLOPs, both heads keep their class counts, and the pruned module itself (not a yaml rebuild) trains, predicts
+    and exports."""
     from ultralytics.utils.torch_utils import get_flops
 
     from yoloseghw.engine.checkpoint import load_model, write_checkpoint
-    from yoloseghw.nn.tasks import DetSegModel
+    from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 
-    model = DetSegModel(f"{family}.yaml", nc=3, seg_nc=5, verbose=False)
+    model = DetSegModel({**load_model_cfg(family), "seg_head": seg_head}, nc=3, seg_nc=5, verbose=False)
     model.names, model.seg_names = {0: "car", 1: "person", 2: "sign"}, dict(enumerate("abcde"))
     pt = tmp_path / "base.pt"
     write_checkpoint(pt, {"model": model, "train_args": {"imgsz": 64}})

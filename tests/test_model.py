@@ -9,14 +9,17 @@ from ultralytics.nn.modules import Detect
 from ultralytics.nn.modules.head import SemanticSegment
 from ultralytics.utils import DEFAULT_CFG
 
-from yoloseghw.nn.tasks import build_model
+from yoloseghw.nn.semantic_head import SEG_HEADS
+from yoloseghw.nn.tasks import build_model, load_model_cfg
 
 FAMILIES = ["yolov8n", "yolo11n", "yolo26n"]
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_forward_all_modes(name):
-    model = build_model(name, det_nc=3, seg_nc=5)
+@pytest.mark.parametrize("name, seg_head", [*((f, "conv") for f in FAMILIES), ("yolo26n", "separable")])
+def test_forward_all_modes(name, seg_head):
+    cfg = {**load_model_cfg(name), "seg_head": seg_head}
+    model = build_model(cfg, det_nc=3, seg_nc=5)
+    assert type(model.semantic) is SEG_HEADS[seg_head] and model.yaml["seg_head"] == seg_head
     x = torch.rand(2, 3, 64, 96)
     model.train()
     det, (logits, aux) = model(x)
@@ -36,6 +39,22 @@ def test_forward_all_modes(name):
         det_exp, class_map = model(x)
         assert class_map.shape == (2, 64, 96) and class_map.dtype == torch.uint8
         assert isinstance(det_exp, torch.Tensor)
+
+
+def test_separable_head_is_a_sixth_of_the_classifier_and_keeps_the_rest():
+    """Same inputs, outputs and aux head as Ultralytics' head; its classifier has under a sixth of the weights."""
+    conv, separable = (build_model({**load_model_cfg("yolo26n"), "seg_head": h}, 3, 11).semantic for h in SEG_HEADS)
+    weights = [sum(p.numel() for p in h.classifier.parameters()) for h in (conv, separable)]
+    assert weights[1] < weights[0] / 6
+    assert [p.shape for p in conv.aux_head.parameters()] == [p.shape for p in separable.aux_head.parameters()]
+    assert type(separable).forward is SemanticSegment.forward
+
+
+def test_unknown_seg_head_is_a_user_error():
+    from yoloseghw.utils.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="expected one of conv, separable, got 'wide'"):
+        build_model({**load_model_cfg("yolo26n"), "seg_head": "wide"}, 3, 5)
 
 
 @pytest.mark.parametrize("name", ["yolo11s", "yolo26m.yaml"])
@@ -86,17 +105,16 @@ def test_one_task_step_leaves_other_head_statistics():
 
 
 def test_user_yaml(tmp_path):
-    """A user's own detection yaml (here: YOLO11 with a custom width) builds like a stock name."""
+    """A user's own detection yaml (here: YOLO11 with a custom width and the separable head) builds like a stock
+    name."""
     from ultralytics.utils import YAML
-
-    from yoloseghw.nn.tasks import load_model_cfg
 
     cfg = load_model_cfg("yolo11n")
     cfg.pop("yaml_file"), cfg.pop("scale")
-    cfg["scales"] = {"t": [0.33, 0.125, 1024]}
+    cfg["scales"], cfg["seg_head"] = {"t": [0.33, 0.125, 1024]}, "separable"
     YAML.save(tmp_path / "tiny-yolo.yaml", cfg)
     model = build_model(tmp_path / "tiny-yolo.yaml", det_nc=2, seg_nc=3)
-    assert model.semantic.nc == 3 and model.model[-1].nc == 2
+    assert model.semantic.nc == 3 and model.model[-1].nc == 2 and type(model.semantic) is SEG_HEADS["separable"]
     model.eval()
     with torch.no_grad():
         assert model(torch.rand(1, 3, 64, 64))[1].shape == (1, 3, 8, 8)

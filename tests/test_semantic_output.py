@@ -102,3 +102,18 @@ def test_pytorch_semantic_choice_and_onnx_mismatch(trained, folder, tiny_pair, t
     assert_one_line_error(result, "exported with semantic output 'classmap8'")
     assert not list(tmp_path.iterdir())  # no predict folder left behind
     assert_one_line_error(run("export", "--weights", trained, "--semantic", "classmap3"), "--semantic")
+
+
+def test_speed_benchmark_pairs_each_rounds_medians_and_labels_runs():
+    from yoloseghw.bench.onnx_speed import joint_labels, round_ratios
+
+    blocks = {
+        "joint": [[10.0, 12.0, 11.0], [20.0, 22.0, 21.0], [10.0, 10.0, 10.0]],
+        "detect": [[10.0] * 3, [20.0] * 3, [10.0] * 3],
+        "semantic": [[10.0] * 3, [20.0] * 3, [30.0] * 3],
+    }  # rounds: 11/20, 21/40 (a slow spell for all three), 10/40
+    assert round_ratios(blocks, "joint")["median"] == 0.525
+    assert joint_labels([Path("a/weights/best.pt")]) == ["joint"]
+    assert joint_labels([Path("runs/e20/weights/best.pt"), Path("x/sep.pt")]) == ["joint-e20", "joint-sep"]
+    with pytest.raises(SystemExit, match="distinct run folder names"):
+        joint_labels([Path("a/weights/best.pt"), Path("a/weights/best.pt")])

@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -301,6 +302,25 @@ def test_export_after_train_writes_beside_best_and_leaves_model(tiny_pair, tmp_p
     assert not list(tmp_path.glob("*.onnx"))
     assert sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.model.modules()) == batchnorms  # not fused in place
     assert {k: getattr(m.model, k, None) for k in attributes} == attributes
+
+
+def test_separable_seg_head_trains_exports_and_matches_pytorch(tiny_pair, tmp_path):
+    """`--seg-head separable` builds that head; the checkpoint keeps it, and its ONNX export agrees with PyTorch."""
+    from yoloseghw.nn.semantic_head import SeparableSemanticSegment
+
+    det, seg = tiny_pair
+    data = ["--det", det, "--seg", seg, "--epochs", "1", "--imgsz", "64", "--batch", "4", "--project", tmp_path]
+    result = run("train", *data, "--seg-head", "separable", "workers=0", "plots=False")
+    assert result.exit_code == 0, result.output
+    best = tmp_path / "train" / "weights" / "best.pt"
+    model, _ = load_model(best)
+    assert type(model.semantic) is SeparableSemanticSegment and model.yaml["seg_head"] == "separable"
+    result = run("export", "--weights", best, "--verify", seg.parent / "images" / "val")
+    assert result.exit_code == 0, result.output
+    identical = re.search(r"([\d.]+)% of mask pixels identical", result.output)
+    assert identical and float(identical[1]) >= 99.9, result.output
+    assert YOLOSeg(best).info()["semantic head"] == YOLOSeg(best.with_suffix(".onnx")).info()["semantic head"]
+    assert YOLOSeg(best).info()["semantic head"] == "separable"
 
 
 def test_finetune_keeps_the_checkpoints_own_modules(trained, tiny_pair, tmp_path):

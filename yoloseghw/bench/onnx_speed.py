@@ -21,6 +21,8 @@ import argparse
 import json
 import platform
 import shutil
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -32,7 +34,7 @@ from ultralytics.engine.exporter import Exporter
 from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
 
 from yoloseghw import YOLOSeg
-from yoloseghw.compress.bench import latency
+from yoloseghw.compress.bench import latency, p50_p90, timings
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.utils.metrics import MAP50, MAP50_95, SEG_KEYS
 
@@ -60,10 +62,23 @@ def letterboxed(images: list[Path], imgsz: int) -> list[np.ndarray]:
     return out
 
 
+def session_runners(sessions: dict[str, ort.InferenceSession]) -> dict[str, Callable[[np.ndarray], list]]:
+    """{name: run(x)} of each ONNX Runtime session on one input batch."""
+    return {name: (lambda x, s=s: s.run(None, {s.get_inputs()[0].name: x})) for name, s in sessions.items()}
+
+
 def network_latency(sessions: dict[str, ort.InferenceSession], inputs: list[np.ndarray], runs: int, rounds: int):
     """p50/p90 ms of session.run per model, timed in `rounds` alternating blocks after a warm-up."""
-    runners = {name: (lambda x, s=s: s.run(None, {s.get_inputs()[0].name: x})) for name, s in sessions.items()}
-    return latency(runners, inputs, runs, rounds)
+    return latency(session_runners(sessions), inputs, runs, rounds)
+
+
+def round_ratios(blocks: dict[str, list[list[float]]], joint: str) -> dict[str, float]:
+    """Median and quartiles over the rounds of `joint`'s share of the two stock models, each round's medians paired
+    (the three ran one after the other on the same inputs, so a slow spell of the machine cancels out)."""
+    med = statistics.median
+    ratios = sorted(med(j) / (med(d) + med(s)) for j, d, s in zip(blocks[joint], blocks["detect"], blocks["semantic"]))
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return {"median": round(med(ratios), 3), "q25": round(q[0], 3), "q75": round(q[2], 3)}
 
 
 def pipeline_split(weights: Path, images: list[Path], imgsz: int, threads: int) -> dict[str, float]:
@@ -84,24 +99,35 @@ def joint_variants(
     seg: Path | None,
     reuse: bool = False,
     simplify: bool = False,
+    label: str = "joint",
 ) -> dict[str, Path]:
     """{name: ONNX file} of the joint model: one FP32 export per kind, and its INT8 twin when both datasets are given
-    (each kind from its own copy of the checkpoint, so that the files get their own names). With `reuse`, files that
-    an earlier run of the same settings left in `out` are taken as they are."""
+    (each kind from its own copy of the checkpoint, so that the files get their own names; names and files start
+    with `label`). With `reuse`, files that an earlier run of the same settings left in `out` are taken as they are."""
     files = {}
     for kind in kinds:
-        pt = Path(shutil.copy(weights, out / f"joint-{kind}.pt"))
-        fp32, int8 = pt.with_suffix(".onnx"), out / f"joint-{kind}-int8.onnx"
+        pt = Path(shutil.copy(weights, out / f"{label}-{kind}.pt"))
+        fp32, int8 = pt.with_suffix(".onnx"), out / f"{label}-{kind}-int8.onnx"
         if not (reuse and fp32.is_file()):
             fp32 = YOLOSeg(pt).export(imgsz=imgsz, semantic=kind, simplify=simplify)
-        files[f"joint {kind}"] = fp32
+        files[f"{label} {kind}"] = fp32
         if reuse and int8.is_file():
-            files[f"joint {kind} INT8"] = int8
+            files[f"{label} {kind} INT8"] = int8
         elif det and seg:
-            files[f"joint {kind} INT8"] = YOLOSeg(pt).compress(
+            files[f"{label} {kind} INT8"] = YOLOSeg(pt).compress(
                 "quantize", det=det, seg=seg, imgsz=imgsz, semantic=kind, force=True
             )
     return files
+
+
+def joint_labels(weights: list[Path]) -> list[str]:
+    """'joint' for one checkpoint; for several, 'joint-' + each one's run folder name (.../<run>/weights/best.pt)."""
+    if len(weights) == 1:
+        return ["joint"]
+    labels = [f"joint-{w.parent.parent.name if w.parent.name == 'weights' else w.stem}" for w in weights]
+    if len(set(labels)) < len(labels):
+        raise SystemExit(f"--weights: the checkpoints need distinct run folder names, got {', '.join(labels)}")
+    return labels
 
 
 def accuracy(path: Path, det: Path | None, seg: Path, threads: int) -> dict[str, float]:
@@ -126,7 +152,9 @@ def command_line(args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", type=Path, required=True, help="yoloseg best.pt (any family yoloseg supports)")
+    parser.add_argument(
+        "--weights", type=Path, nargs="+", required=True, help="yoloseg best.pt file(s) of one family and class lists"
+    )
     parser.add_argument("--images", type=Path, required=True, help="folder of real images to time on")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2)
@@ -143,10 +171,29 @@ def main() -> None:
     torch.set_num_threads(args.threads)  # the PyTorch pipeline row uses the same thread count
 
     args.out.mkdir(parents=True, exist_ok=True)
-    joint_pt = Path(shutil.copy(args.weights, args.out / "joint.pt"))
-    joint = YOLOSeg(joint_pt)
-    family = joint.model.yaml["yaml_file"]
-    files = joint_variants(joint_pt, args.out, args.imgsz, args.semantic, args.det, args.seg, args.reuse, args.simplify)
+    files, checkpoints = {}, {}
+    for weights, label in zip(args.weights, joint_labels(args.weights)):
+        checkpoints[label] = Path(shutil.copy(weights, args.out / f"{label}.pt"))
+        files.update(
+            joint_variants(
+                checkpoints[label],
+                args.out,
+                args.imgsz,
+                args.semantic,
+                args.det,
+                args.seg,
+                args.reuse,
+                args.simplify,
+                label,
+            )
+        )
+    models = [YOLOSeg(pt) for pt in checkpoints.values()]
+    joint, family = models[0], models[0].model.yaml["yaml_file"]
+    if any(
+        (m.model.yaml["yaml_file"], m.det_names, m.seg_names) != (family, joint.det_names, joint.seg_names)
+        for m in models
+    ):
+        raise SystemExit("--weights: the checkpoints must share one model family and both class lists")
     det_nc, seg_nc = len(joint.det_names), len(joint.seg_names)
     stock = {"detect": args.out / "detect.onnx", "semantic": args.out / "semantic.onnx"}
     if not (args.reuse and stock["detect"].is_file()):
@@ -159,7 +206,8 @@ def main() -> None:
     images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:50]
     inputs = letterboxed(images, args.imgsz)
     sessions = {name: session(path, args.threads) for name, path in files.items()}
-    latency = network_latency(sessions, inputs, args.runs, args.rounds)
+    blocks = timings(session_runners(sessions), inputs, args.runs, args.rounds)
+    latency = {name: p50_p90(b) for name, b in blocks.items()}
     stock = latency["detect"][0] + latency["semantic"][0]
     joints = [name for name in files if name.startswith("joint")]
     result = {
@@ -172,9 +220,13 @@ def main() -> None:
         "latency_ms": {k: {"p50": round(v[0], 2), "p90": round(v[1], 2)} for k, v in latency.items()},
         "size_mb": {k: round(p.stat().st_size / 2**20, 2) for k, p in files.items()},
         "joint_over_sum": {name: round(latency[name][0] / stock, 3) for name in joints},
+        "joint_over_sum_per_round": {name: round_ratios(blocks, name) for name in joints},
         "pipeline_ms": {
             **{name: pipeline_split(files[name], images, args.imgsz, args.threads) for name in joints},
-            "pytorch": pipeline_split(joint_pt, images, args.imgsz, args.threads),
+            **{
+                f"{label} pytorch": pipeline_split(pt, images, args.imgsz, args.threads)
+                for label, pt in checkpoints.items()
+            },
         },
     }
     if args.seg:

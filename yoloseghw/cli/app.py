@@ -61,6 +61,9 @@ def train(
     data: Optional[Path] = typer.Option(None, help="A pair yaml (det, seg and options) instead of --det/--seg."),
     model: str = typer.Option("yolo26n", help="Stock detection model name (yolov8n, yolo11s, yolo26m, ...) or a yaml."),
     weights: Optional[Path] = typer.Option(None, help="A detection or yoloseg .pt to initialise matching layers from."),
+    seg_head: Optional[str] = typer.Option(
+        None, help="Semantic head of a new model: conv (default, Ultralytics' SemanticSegment) or separable."
+    ),
     schedule: Optional[str] = typer.Option(None, help="alternate (default) | phased | joint."),
     ratio: Optional[str] = typer.Option(None, help="alternate: auto (default, each set once an epoch) or det:seg."),
     det_epochs: Optional[int] = typer.Option(None, help="phased: epochs of the detection phase (default: half)."),
@@ -147,6 +150,7 @@ def train(
         resume=resume or False,
         project=project,
         name=name,
+        seg_head=seg_head,
         **overrides,
     )
     m = result.get("metrics")

@@ -67,21 +67,37 @@ def write_atomically(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def latency(runners: dict[str, Callable[[np.ndarray], Any]], inputs: list[np.ndarray], runs: int, rounds: int):
-    """p50/p90 ms per runner: a warm-up, then `rounds` blocks in turn so that machine noise hits all alike."""
-    times: dict[str, list[float]] = {name: [] for name in runners}
+def timings(
+    runners: dict[str, Callable[[np.ndarray], Any]], inputs: list[np.ndarray], runs: int, rounds: int
+) -> dict[str, list[list[float]]]:
+    """ms of each run per runner and round: a warm-up, then `rounds` blocks in turn (each block the same inputs for
+    every runner) so that machine noise hits all alike."""
+    times: dict[str, list[list[float]]] = {name: [] for name in runners}
     for run in runners.values():
         for x in inputs[:5]:
             run(x)
     per_round = max(runs // rounds, 1)
     for r in range(rounds):
         for name, run in runners.items():
+            block = []
             for i in range(per_round):
                 x = inputs[(r * per_round + i) % len(inputs)]
                 t = time.perf_counter()
                 run(x)
-                times[name].append((time.perf_counter() - t) * 1e3)
-    return {name: (statistics.median(t), sorted(t)[int(0.9 * (len(t) - 1))]) for name, t in times.items()}
+                block.append((time.perf_counter() - t) * 1e3)
+            times[name].append(block)
+    return times
+
+
+def p50_p90(blocks: list[list[float]]) -> tuple[float, float]:
+    """Median and 90th percentile of all the runs in `blocks`."""
+    t = sorted(x for block in blocks for x in block)
+    return statistics.median(t), t[int(0.9 * (len(t) - 1))]
+
+
+def latency(runners: dict[str, Callable[[np.ndarray], Any]], inputs: list[np.ndarray], runs: int, rounds: int):
+    """p50/p90 ms per runner over `timings`."""
+    return {name: p50_p90(blocks) for name, blocks in timings(runners, inputs, runs, rounds).items()}
 
 
 def network_runner(model: Any) -> Callable[[np.ndarray], Any]:

@@ -16,6 +16,7 @@ from torch import nn
 from ultralytics.engine.exporter import Exporter
 
 from yoloseghw import __version__
+from yoloseghw.nn.semantic_head import seg_head_name
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console
@@ -98,6 +99,7 @@ class DetSegExporter(Exporter):
             "author": "yoloseg",
             "license": "AGPL-3.0",
             "family": Path(str(model.yaml.get("yaml_file", "custom"))).stem,
+            "seg_head": seg_head_name(model.semantic),
             "det_names": dict(model.det_names),
             "seg_names": dict(model.seg_names),
             "semantic_output": self.semantic.name,

@@ -30,6 +30,7 @@ from yoloseghw.engine.checkpoint import (
 )
 from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
+from yoloseghw.nn.semantic_head import seg_head_class, seg_head_name
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 from yoloseghw.utils.console import console, ultralytics_log, ultralytics_warnings, warn
@@ -119,6 +120,7 @@ class YOLOSeg:
             meta = self.onnx.metadata
             return {
                 "architecture": meta["family"],
+                "semantic head": meta["seg_head"],
                 "det_names": self.onnx.det_names,
                 "seg_names": self.onnx.seg_names,
                 "input": "dynamic" if self.onnx.dynamic else f"{(self.onnx.batch, 3, *self.onnx.imgsz)}",
@@ -131,6 +133,7 @@ class YOLOSeg:
         imgsz = self._train_imgsz()
         return {
             "architecture": Path(str(model.yaml.get("yaml_file", "custom"))).stem,
+            "semantic head": seg_head_name(model.semantic),
             "det_names": dict(model.det_names),
             "seg_names": dict(model.seg_names),
             "parameters": get_num_params(model),
@@ -164,6 +167,7 @@ class YOLOSeg:
         project: str | Path = "runs/yoloseg",
         name: str = "train",
         trainer: type | None = None,
+        seg_head: str | None = None,
         **overrides: Any,
     ) -> dict[str, Any]:
         """Train on a box-only dataset (`det` yaml) and a mask-only dataset (`seg` yaml), or a pair yaml (`data`).
@@ -172,7 +176,8 @@ class YOLOSeg:
         ratio, det_epochs, order, lr_scale, seg_weight) and every Ultralytics training option (epochs, imgsz, batch,
         device, lr0, cos_lr, freeze, amp, patience, ...) go in as keywords. Training runs on Ultralytics' trainer
         (`DetSegTrainer`, or a subclass given as `trainer`, as in Ultralytics' `YOLO.train`), with the callbacks added
-        by `add_callback`. Returns best.pt's metrics and per-class tables.
+        by `add_callback`. `seg_head` picks the semantic head of a model built from its yaml (nn/semantic_head.py).
+        Returns best.pt's metrics and per-class tables.
         """
         from yoloseghw.engine.trainer import DetSegTrainer
 
@@ -180,6 +185,14 @@ class YOLOSeg:
         if self.onnx:
             raise UserInputError(f"{self.weights} is an ONNX model and cannot be trained; train from the .pt file")
         options = {k: overrides.pop(k) for k in list(overrides) if k in OPTION_DEFAULTS}
+        cfg = self.cfg if seg_head is None else {**self.cfg, "seg_head": seg_head}
+        if seg_head is not None:
+            seg_head_class(seg_head)
+            if resume or (self.ckpt and not weights):
+                raise UserInputError(
+                    "--seg-head builds a new model's head: train from --model (or --weights), not a resume or a "
+                    "fine-tune of the checkpoint's own head"
+                )
         device = str(overrides.get("device", ""))
         torch_device(device)  # an unavailable --device is one line, before any run folder
         join_process_group(device)  # under torchrun every process runs this; rank 0 writes the run folder
@@ -211,9 +224,9 @@ class YOLOSeg:
             overrides = {**overrides, "data": str(pair_yaml), "save_dir": str(save_dir), "model": self._model_name()}
             trainer = _new_trainer(trainer_class, overrides, self.callbacks, save_dir)
             if weights:  # initialise a model built from --model with what fits (Ultralytics' BaseModel.load)
-                trainer.model = trainer.get_model(cfg=self.cfg, weights=source, transfer=True)
+                trainer.model = trainer.get_model(cfg=cfg, weights=source, transfer=True)
             else:  # fine-tune this checkpoint's own module, or start from scratch
-                trainer.model = trainer.get_model(cfg=self.cfg, weights=source)
+                trainer.model = trainer.get_model(cfg=cfg, weights=source)
         self.trainer = trainer
         _train_or_clean_up(trainer)
         if RANK not in {-1, 0}:

@@ -154,5 +154,6 @@ def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
         **flags,
         "semantic_output": kind,
         "family": meta.get("family"),
+        "seg_head": meta.get("seg_head", "conv"),  # files from before the key existed carry Ultralytics' head
         "precision": meta.get("precision", "fp32"),
     }

@@ -17,6 +17,7 @@ from ultralytics.utils.torch_utils import fuse_conv_and_bn, initialize_weights
 
 from yoloseghw.continual.ewc import EWC_LOSS
 from yoloseghw.nn.loss import BATCH_TASKS, TASKS, DetSegLoss
+from yoloseghw.nn.semantic_head import DEFAULT_SEG_HEAD, seg_head_class
 from yoloseghw.utils.errors import UserInputError
 
 
@@ -47,11 +48,13 @@ class DetSegModel(DetectionModel):
             self.info()
 
     def _semantic_head(self, seg_nc: int) -> SemanticSegment:
-        """A new `seg_nc`-class SemanticSegment reading the first two maps that feed Detect (P3, P4)."""
+        """A new `seg_nc`-class semantic head (the yaml's `seg_head` kind) reading the first two maps that feed Detect
+        (P3, P4)."""
         detect = self.model[-1]
         channels = [detect.cv2[k][0].conv.in_channels for k in (0, 1)]
-        head = SemanticSegment(seg_nc, channels)
-        head.f, head.i, head.type = list(detect.f[:2]), len(self.model), "SemanticSegment"
+        head_class = seg_head_class(self.yaml.setdefault("seg_head", DEFAULT_SEG_HEAD), "seg_head (model yaml)")
+        head = head_class(seg_nc, channels)
+        head.f, head.i, head.type = list(detect.f[:2]), len(self.model), head_class.__name__
         head.np = sum(p.numel() for p in head.parameters())
         head.stride = self.stride[:2].clone()
         initialize_weights(head)
