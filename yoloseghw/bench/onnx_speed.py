@@ -8,7 +8,11 @@ Runtime on the CPU with a fixed thread count, on the same letterboxed real image
 noise hits all alike. Reports network p50/p90 per model, each joint variant's share of the sum of the two
 single-task models, the full pipeline split into pre-processing, inference and post-processing (ONNX Runtime for
 every joint variant, PyTorch for the checkpoint), and with `--seg` each variant's mIoU and pixel accuracy on the
-semantic val set (with `--val-det`, also mAP on the detection val set).
+semantic val set (with `--val-det`, also mAP on the detection val set). Several `--weights` (one family and class
+lists: say the same recipe trained with `--seg-head conv` and `separable`) are timed in the same round robin, each
+named after its run folder. Besides the ratio of the p50s, each joint variant's ratio is taken per round, from that
+round's medians of the three models, which ran one after another on the same inputs; their median and quartiles
+are what a noisy machine moves least.
 
     python benchmarks/onnx_speed.py --weights runs/yoloseg/train/weights/best.pt \
         --images ../shared/data/camvid/images/val --imgsz 640 --threads 2 \
