@@ -1,6 +1,6 @@
-"""Thin wrapper: see yoloseghw/bench/forgetting.py (python benchmarks/forgetting.py --help)."""
+"""Thin wrapper: see yoloseghw/experiments/forgetting.py (python benchmarks/forgetting.py --help)."""
 
-from yoloseghw.bench.forgetting import main
+from yoloseghw.experiments.forgetting import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
-"""Thin wrapper: see yoloseghw/bench/onnx_speed.py (python benchmarks/onnx_speed.py --help)."""
+"""Thin wrapper: see yoloseghw/experiments/onnx_speed.py (python benchmarks/onnx_speed.py --help)."""
 
-from yoloseghw.bench.onnx_speed import main
+from yoloseghw.experiments.onnx_speed import main
 
 if __name__ == "__main__":
     main()

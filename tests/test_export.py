@@ -141,10 +141,10 @@ def test_onnx_val_matches_pytorch_val(onnx_file, weights, tiny_pair):
 
 def test_onnx_session_is_reused_per_device_and_threads(onnx_file):
     model = YOLOSeg(onnx_file)
-    one = model._backend("cpu", threads=1)
-    assert model._backend("cpu", threads=1) is one
-    assert model._backend("cpu", threads=2) is not one
-    assert model._backend("", threads=2) is not model._backend("cpu", threads=2)
+    one = model.backend("cpu", threads=1)
+    assert model.backend("cpu", threads=1) is one
+    assert model.backend("cpu", threads=2) is not one
+    assert model.backend("", threads=2) is not model.backend("cpu", threads=2)
 
 
 def test_onnx_info_and_no_training(onnx_file):

@@ -54,7 +54,7 @@ def test_distill_adds_a_term_and_gradients_reach_only_the_student(task):
     """On a det batch the term trains the semantic head, on a seg batch Detect; the teacher gets no gradient and its
     pass changes no BatchNorm statistics, neither its own nor the student's."""
     student = tiny_model()
-    student.distill = True  # the loss items carry distill_loss
+    student.loss_term_names = (DISTILL_LOSS,)  # the loss items carry distill_loss
     teacher = frozen_copy(student)
     with torch.no_grad():  # a teacher that disagrees with the student
         for p in teacher.parameters():
@@ -67,7 +67,7 @@ def test_distill_adds_a_term_and_gradients_reach_only_the_student(task):
     own_forward = copy.deepcopy(student)
     own_forward.forward_heads(batch["img"], ("det", "seg"))  # what the student's own pass does to its statistics
     teacher_buffers = buffers(teacher)
-    student.distillation = Distillation(lambda: teacher, temperature=2.0, weight=1.0, pseudo_conf=0.01)
+    student.loss_terms = {DISTILL_LOSS: Distillation(lambda: teacher, temperature=2.0, weight=1.0, pseudo_conf=0.01)}
     loss, items = student.loss(batch)
     loss.backward()
 
@@ -93,12 +93,12 @@ def test_ewc_penalty_and_fisher():
     assert all(p.grad is None for p in model.parameters())
     assert not any(k.startswith("semantic.") for k in fisher) and any(v.any() for v in fisher.values())
     ewc = ElasticWeights(model, fisher, strength=10.0)
-    assert float(ewc(model, 2).detach()) == 0
+    assert float(ewc.penalty(model, 2).detach()) == 0
     name = max(fisher, key=lambda k: float(fisher[k].max()))
     param = dict(model.named_parameters())[name]
     with torch.no_grad():
         param.add_(0.1)
-    penalty = ewc(model, 2)
+    penalty = ewc.penalty(model, 2)
     penalty.backward()
     assert float(penalty.detach()) > 0 and (param.grad[fisher[name] > 0] > 0).all()  # a step against the gradient: back
 
@@ -168,8 +168,8 @@ def test_finetuning_one_task_reports_what_the_other_kept(trained, tiny_pair, tmp
 def test_forgetting_benchmark_tables_and_plot(tmp_path):
     """benchmarks/forgetting.py's summary: end-of-run metrics, retention against the peak (phased: within phase one)
     and the second task against the single-task reference, from the runs' reports."""
-    from yoloseghw.bench.forgetting import SINGLE, markdown_table, plot_curves, summary_rows
     from yoloseghw.continual.forgetting import forgetting_report
+    from yoloseghw.experiments.forgetting import SINGLE, markdown_table, plot_curves, summary_rows
 
     columns = {"epoch": [1, 2, 3, 4], "metrics/mAP50-95(B)": [0.1, 0.2, 0.05, 0.04], "metrics/mIoU": [0, 0, 0.3, 0.4]}
     report = forgetting_report(columns, "phased", 2, ("det", "seg"))

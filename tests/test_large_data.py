@@ -8,7 +8,7 @@ import pytest
 
 from yoloseghw import YOLOSeg
 from yoloseghw.data.dataset import build_dataset, load_data_config
-from yoloseghw.engine.model import ultralytics_args
+from yoloseghw.utils.options import ultralytics_args
 
 from .conftest import TINY
 

@@ -59,9 +59,9 @@ def test_plot_puts_a_legend_panel_on_large_images_only(trained):
 def test_glob_source_and_repeated_calls_reuse_one_fused_model(trained, val_images):
     model = YOLOSeg(trained)
     assert len(model.predict(str(val_images / "*.jpg"))) == 4
-    first = model._backend()
+    first = model.backend()
     model.predict(str(val_images / "0000.jpg"))
-    assert model._backend() is first
+    assert model.backend() is first
 
 
 def test_class_filter_by_name_and_id(trained, val_images):

@@ -1,8 +1,10 @@
 """yoloseg: one Ultralytics YOLO network for object detection + semantic segmentation from two datasets."""
 
-__version__ = "0.2.0"
+# isort: off
+from yoloseghw.utils import offline  # noqa: F401  (first: nothing may import Ultralytics before the offline set-up)
+from yoloseghw.engine.model import YOLOSeg
+from yoloseghw.utils.version import __version__
 
-from yoloseghw.engine.model import YOLOSeg  # noqa: E402
-from yoloseghw.utils import offline  # noqa: E402,F401  (must run before ultralytics is imported)
+# isort: on
 
 __all__ = ["YOLOSeg", "__version__"]

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 
+from yoloseghw.cli.data import data_app
+from yoloseghw.cli.errors import cli_errors, weights_file
+from yoloseghw.compress.benchmark import BenchOptions
+from yoloseghw.engine.exporter import ExportOptions
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
+from yoloseghw.utils.options import DEFAULTS, PHASED_FREEZE, PROJECT, SCHEDULES
 
 SEMANTIC_HELP = (
     "Semantic output: classmap[2|4|8] (uint8 class ids, argmax in the graph, at stride 1/2/4/8) or "
     "logits[2|4|8] (float); predict and val resize it to the image."
 )
+FACADE_ARGS = ("det", "seg", "data", "model", "weights", "seg_head", "project", "name", "resume")  # train's own
 
 app = typer.Typer(
     name="yoloseg",
@@ -25,31 +30,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
-def cli_errors(fn: Callable) -> Callable:
-    """Turn bad input into one line on stderr and exit code 2; Ctrl-C into exit code 130."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from yoloseghw.utils.console import print_error
-        from yoloseghw.utils.errors import UserInputError
-
-        try:
-            return fn(*args, **kwargs)
-        except UserInputError as e:
-            print_error(str(e))
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def _given(**kwargs: Any) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if v is not None}
+def given_options(ctx: typer.Context) -> dict[str, Any]:
+    """The options of a command typed on its command line (not those left at their defaults)."""
+    return {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"}
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -64,27 +50,47 @@ def train(
     seg_head: Optional[str] = typer.Option(
         None, help="Semantic head of a new model: conv (default, Ultralytics' SemanticSegment) or separable."
     ),
-    schedule: Optional[str] = typer.Option(None, help="alternate (default) | phased | joint."),
-    ratio: Optional[str] = typer.Option(None, help="alternate: auto (default, each set once an epoch) or det:seg."),
-    det_epochs: Optional[int] = typer.Option(None, help="phased: epochs of the detection phase (default: half)."),
-    order: Optional[str] = typer.Option(None, help="phased: det,seg (default) or seg,det."),
-    freeze: Optional[str] = typer.Option(
-        None, help="Freeze N layers, the backbone, or the neck (all before the heads); phased: phase two, default 10."
+    schedule: Optional[str] = typer.Option(
+        None, help=f"{' | '.join(SCHEDULES)} (default {DEFAULTS['schedule']}; single: one dataset, with --weights)."
     ),
-    lr_scale: Optional[float] = typer.Option(None, help="phased: LR multiplier in phase two (default 0.1)."),
-    seg_weight: Optional[float] = typer.Option(None, help="Weight of the segmentation loss (default 1.0)."),
-    lr_shared: Optional[float] = typer.Option(None, help="LR multiplier of the shared layers (default 1.0)."),
-    lr_head: Optional[float] = typer.Option(None, help="LR multiplier of the two heads (default 1.0)."),
+    ratio: Optional[str] = typer.Option(
+        None, help=f"alternate: {DEFAULTS['ratio']} (default, each set once an epoch) or det:seg."
+    ),
+    det_epochs: Optional[int] = typer.Option(None, help="phased: epochs of the detection phase (default: half)."),
+    order: Optional[str] = typer.Option(None, help=f"phased: {DEFAULTS['order']} (default) or the reverse."),
+    freeze: Optional[str] = typer.Option(
+        None,
+        help=f"Freeze N layers, the backbone, or the neck (all before the heads); phased: phase two, default "
+        f"{PHASED_FREEZE}.",
+    ),
+    lr_scale: Optional[float] = typer.Option(
+        None, help=f"phased: LR multiplier in phase two (default {DEFAULTS['lr_scale']})."
+    ),
+    seg_weight: Optional[float] = typer.Option(
+        None, help=f"Weight of the segmentation loss (default {DEFAULTS['seg_weight']})."
+    ),
+    lr_shared: Optional[float] = typer.Option(
+        None, help=f"LR multiplier of the shared layers (default {DEFAULTS['lr_shared']})."
+    ),
+    lr_head: Optional[float] = typer.Option(
+        None, help=f"LR multiplier of the two heads (default {DEFAULTS['lr_head']})."
+    ),
     distill: bool = typer.Option(
         False, "--distill", help="Learning without Forgetting: a teacher supervises the head a batch has no labels for."
     ),
     teacher: Optional[Path] = typer.Option(
         None, help="--distill: teacher checkpoint (default: phased, the phase-one model; alternate, the EMA)."
     ),
-    distill_t: Optional[float] = typer.Option(None, help="--distill: softmax temperature of the KL (default 2.0)."),
-    distill_weight: Optional[float] = typer.Option(None, help="--distill: weight of the term (default 1.0)."),
+    distill_t: Optional[float] = typer.Option(
+        None, help=f"--distill: softmax temperature of the KL (default {DEFAULTS['distill_t']})."
+    ),
+    distill_weight: Optional[float] = typer.Option(
+        None, help=f"--distill: weight of the term (default {DEFAULTS['distill_weight']})."
+    ),
     pseudo_conf: Optional[float] = typer.Option(
-        None, help="--distill: teacher boxes above this confidence are Detect's targets (default 0.25)."
+        None,
+        help=f"--distill: teacher boxes above this confidence are Detect's targets "
+        f"(default {DEFAULTS['pseudo_conf']}).",
     ),
     ewc: Optional[float] = typer.Option(
         None, help="EWC strength: pull the weights toward the first task's, by its Fisher information (phased/single)."
@@ -100,7 +106,7 @@ def train(
     optimizer: Optional[str] = typer.Option(None, help="auto, SGD, AdamW, ... as in Ultralytics."),
     patience: Optional[int] = typer.Option(None, help="Early-stop after N epochs without fitness gain."),
     cache: Optional[str] = typer.Option(None, help="Cache images: ram or disk."),
-    project: str = typer.Option("runs/yoloseg", help="Parent folder of runs."),
+    project: str = typer.Option(PROJECT, help="Parent folder of runs."),
     name: str = typer.Option("train", help="Run name (a new run never overwrites an old one: train-2, train-3, ...)."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run: its folder or weights/last.pt."),
 ) -> None:
@@ -108,40 +114,10 @@ def train(
 
     Any Ultralytics training option can follow as key=value, e.g. `cos_lr=True warmup_epochs=1 amp=False`.
     """
-    from yoloseghw import YOLOSeg
+    from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 
-    overrides = {
-        **key_value_overrides(ctx.args),
-        **_given(
-            schedule=schedule,
-            ratio=ratio,
-            det_epochs=det_epochs,
-            order=order,
-            freeze=freeze,
-            lr_scale=lr_scale,
-            seg_weight=seg_weight,
-            lr_shared=lr_shared,
-            lr_head=lr_head,
-            distill=distill or None,
-            teacher=teacher,
-            distill_t=distill_t,
-            distill_weight=distill_weight,
-            pseudo_conf=pseudo_conf,
-            ewc=ewc,
-            epochs=epochs,
-            imgsz=imgsz,
-            batch=batch,
-            device=device,
-            workers=workers,
-            fraction=fraction,
-            seed=seed,
-            lr0=lr0,
-            optimizer=optimizer,
-            patience=patience,
-            cache=cache,
-        ),
-    }
+    given = {k: v for k, v in given_options(ctx).items() if k not in FACADE_ARGS}
     result = YOLOSeg(model).train(
         det=det,
         seg=seg,
@@ -151,7 +127,7 @@ def train(
         project=project,
         name=name,
         seg_head=seg_head,
-        **overrides,
+        **{**key_value_overrides(ctx.args), **given},
     )
     m = result.get("metrics")
     if m:
@@ -194,14 +170,20 @@ def val(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write metrics and per-class tables to this file."),
 ) -> None:
     """Evaluate a checkpoint or exported ONNX model on a det and/or seg val set, with per-class tables."""
-    from yoloseghw import YOLOSeg
+    from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.files import check_output_file
 
     if json_path:
         check_output_file(json_path, "--json", (".json",))
         _refuse_non_report(json_path)
-    result = YOLOSeg(_weights(weights, onnx=True)).val(
-        det=det, seg=seg, imgsz=imgsz, batch=batch, device=device, threads=threads, **_given(conf=conf, iou=iou)
+    result = YOLOSeg(weights_file(weights, onnx=True)).val(
+        det=det,
+        seg=seg,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        threads=threads,
+        **{k: v for k, v in (("conf", conf), ("iou", iou)) if v is not None},
     )
     if json_path:
         from yoloseghw.utils.files import atomic_path
@@ -249,18 +231,18 @@ def predict(
     save_txt: bool = typer.Option(False, help="Save YOLO txt boxes (class x y w h, normalized)."),
     save_conf: bool = typer.Option(False, help="Add the confidence to each --save-txt row."),
     json_out: bool = typer.Option(False, "--json", help="Write predictions.jsonl: boxes and class pixel fractions."),
-    project: str = typer.Option("runs/yoloseg", help="Parent folder of prediction runs."),
+    project: str = typer.Option(PROJECT, help="Parent folder of prediction runs."),
     name: str = typer.Option("predict", help="Run name (predict, predict-2, ...)."),
 ) -> None:
     """Detect objects and segment every pixel; draws boxes over a coloured class map with a legend."""
-    from yoloseghw import YOLOSeg
     from yoloseghw.engine.checkpoint import newest_weights
+    from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.console import console
 
     if weights is None:
         weights = newest_weights(Path(project))
         console.print(f"Using {weights}")
-    model = YOLOSeg(_weights(weights, onnx=True))
+    model = YOLOSeg(weights_file(weights, onnx=True))
     results = model.predict(
         source,
         imgsz=imgsz,
@@ -291,30 +273,32 @@ def predict(
 @app.command()
 @cli_errors
 def export(
+    ctx: typer.Context,
     weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); the ONNX file is written beside it."),
     format: str = typer.Option("onnx", help="Export format (onnx)."),
-    imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
-    dynamic: bool = typer.Option(False, help="Dynamic batch and image size."),
-    simplify: bool = typer.Option(False, help="Simplify the graph with onnxslim."),
-    opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the newest Ultralytics trusts)."),
-    batch: int = typer.Option(1, help="Batch size of a static export."),
-    semantic: str = typer.Option(DEFAULT_SEMANTIC_OUTPUT, help=SEMANTIC_HELP),
+    imgsz: Optional[int] = typer.Option(ExportOptions.imgsz, help="Input size (default: the training size)."),
+    dynamic: bool = typer.Option(ExportOptions.dynamic, help="Dynamic batch and image size."),
+    simplify: bool = typer.Option(ExportOptions.simplify, help="Simplify the graph with onnxslim."),
+    opset: Optional[int] = typer.Option(
+        ExportOptions.opset, help="ONNX opset (default: the newest Ultralytics trusts)."
+    ),
+    batch: int = typer.Option(ExportOptions.batch, help="Batch size of a static export."),
+    semantic: str = typer.Option(ExportOptions.semantic, help=SEMANTIC_HELP),
     verify: Optional[str] = typer.Option(
         None, help="Images (file, folder, glob) to check the export against PyTorch on; exit 1 if they disagree."
     ),
 ) -> None:
     """Export to ONNX with two outputs, `detections` and `semantic`, and both class lists in its metadata."""
-    from yoloseghw import YOLOSeg
+    from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.console import console
 
-    model = YOLOSeg(_weights(weights, onnx=False))
+    model = YOLOSeg(weights_file(weights, onnx=False))
     if verify:
         from yoloseghw.data.sources import open_source
 
         open_source(verify, flag="--verify").close()  # a bad --verify source fails before the export, not after
-    path = model.export(
-        format, imgsz=imgsz, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch, semantic=semantic
-    )
+    options = {k: v for k, v in ctx.params.items() if k not in ("weights", "format", "verify")}
+    path = model.export(format, **options)
     size = path.stat().st_size / 2**20
     console.print(
         f"Exported {path} ({size:.1f} MB)\nPredict: yoloseg predict IMAGE --weights {path}\n"
@@ -361,10 +345,10 @@ def compress(
     force: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """Write a compressed variant: a structurally pruned checkpoint, or an INT8 or FP16 ONNX model."""
-    from yoloseghw import YOLOSeg
+    from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.console import console
 
-    model = YOLOSeg(_weights(weights, onnx=False))
+    model = YOLOSeg(weights_file(weights, onnx=False))
     nodes = tuple(n.strip() for n in keep_float.split(",") if n.strip())
     path = model.compress(
         method,
@@ -397,20 +381,20 @@ def bench(
     det: Path = typer.Option(..., help="Detection dataset yaml (val split)."),
     seg: Path = typer.Option(..., help="Semantic dataset yaml (val split)."),
     variant: list[Path] = typer.Option([], help="Another variant (.pt or .onnx) to compare; repeatable."),
-    threads: int = typer.Option(2, help="Threads for every variant (torch and ONNX Runtime)."),
-    batch: int = typer.Option(8, help="Batch size of the throughput figure."),
-    runs: int = typer.Option(100, help="Timed runs per variant."),
-    rounds: int = typer.Option(10, help="Round-robin blocks the runs are split into."),
-    baseline: bool = typer.Option(False, help="Add the stock single-task detector and semantic model."),
-    project: str = typer.Option("runs/yoloseg", help="Parent folder of the results."),
+    threads: int = typer.Option(BenchOptions.threads, help="Threads for every variant (torch and ONNX Runtime)."),
+    batch: int = typer.Option(BenchOptions.batch, help="Batch size of the throughput figure."),
+    runs: int = typer.Option(BenchOptions.runs, help="Timed runs per variant."),
+    rounds: int = typer.Option(BenchOptions.rounds, help="Round-robin blocks the runs are split into."),
+    baseline: bool = typer.Option(BenchOptions.baseline, help="Add the stock single-task detector and semantic model."),
+    project: str = typer.Option(PROJECT, help="Parent folder of the results."),
     name: str = typer.Option("bench", help="Results folder name (bench, bench-2, ...)."),
 ) -> None:
     """The plain model against every compressed variant: size, latency, throughput and accuracy in one table."""
-    from yoloseghw import YOLOSeg
-    from yoloseghw.compress.bench import print_table
+    from yoloseghw.compress.bench_report import print_table
+    from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.console import console
 
-    model = YOLOSeg(_weights(weights, onnx=False))
+    model = YOLOSeg(weights_file(weights, onnx=False))
     result = model.bench(
         det,
         seg,
@@ -433,132 +417,16 @@ def info(weights: Path = typer.Argument(..., help="yoloseg checkpoint (.pt) or e
     """Show a model's two class lists, size and training metrics (ONNX: its input and outputs)."""
     from rich.table import Table
 
-    from yoloseghw import YOLOSeg
+    from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.console import console
 
-    summary = YOLOSeg(_weights(weights, onnx=True, flag="WEIGHTS")).info()
+    summary = YOLOSeg(weights_file(weights, onnx=True, flag="WEIGHTS")).info()
     table = Table(show_header=False, title=str(weights), title_justify="left")
     for key, value in summary.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
         table.add_row(key, str(value))
     console.print(table)
-
-
-@data_app.command("demo")
-@cli_errors
-def data_demo(
-    directory: Path = typer.Argument(..., help="Output folder (gets demo-det/ and demo-seg/)."),
-    train_images: int = typer.Option(200, help="Training images per dataset."),
-    val_images: int = typer.Option(50, help="Validation images per dataset."),
-    seed: int = typer.Option(0, help="Random seed."),
-) -> None:
-    """Write the built-in synthetic demo pair: a box-only set and a mask-only set."""
-    from yoloseghw.data.demo import make_demo
-    from yoloseghw.utils.errors import UserInputError
-    from yoloseghw.utils.files import check_output_folder
-
-    check_output_folder(directory, "DIRECTORY")
-    if any((directory / d).exists() for d in ("demo-det", "demo-seg")):
-        raise UserInputError(f"{directory} already holds demo data; choose an empty folder")
-    det, seg = make_demo(directory, train_images, val_images, seed)
-    typer.echo(f"Wrote {det} and {seg}\nTrain: yoloseg train --det {det} --seg {seg}")
-
-
-@data_app.command("convert")
-@cli_errors
-def data_convert(
-    source: Path = typer.Argument(..., help="Source dataset: a folder (a COCO .json or YOLO .yaml file also works)."),
-    fmt: str = typer.Option(
-        ...,
-        "--from",
-        help="Boxes: voc | coco | yolo. Masks: voc-seg | cityscapes | ade20k | camvid | camvid32 | masks.",
-    ),
-    to: Path = typer.Option(..., "--to", help="Output folder (gets images/, labels/ or masks/, and <name>.yaml)."),
-    classes: Optional[str] = typer.Option(
-        None,
-        help="Keep/rename/merge classes, in this order: "
-        "'car,person=pedestrian' or a .txt/.yaml/.json file "
-        "(see docs/data.md).",
-    ),
-    val: float = typer.Option(0.2, help="Val fraction drawn from train when the source has no val split."),
-    seed: int = typer.Option(0, help="Random seed of that split."),
-    name: Optional[str] = typer.Option(None, help="Name of the yaml (default: the output folder's name)."),
-    link: bool = typer.Option(False, help="Hard-link images instead of copying them (copies across file systems)."),
-    force: bool = typer.Option(False, help="Replace the dataset in a non-empty output folder."),
-) -> None:
-    """Convert a VOC/COCO/YOLO box dataset or a VOC/Cityscapes/ADE20K/CamVid/index-mask dataset for `yoloseg train`."""
-    from yoloseghw.data.tools import DET_FORMATS, convert
-    from yoloseghw.utils.console import console
-
-    result = convert(fmt, source, to, classes=classes, val=val, seed=seed, name=name, force=force, link=link)
-    counts = ", ".join(
-        f"{s} {n} images" + (f" / {result.boxes[s]} boxes" if result.boxes else "")
-        for s, n in sorted(result.images.items(), key=lambda kv: ("train", "val", "test").index(kv[0]))
-    )
-    for note in result.notes:
-        console.print(f"Note: {note}", soft_wrap=True, markup=False)
-    shown = ", ".join(result.names[:12]) + (", ..." if len(result.names) > 12 else "")
-    flag = "--det" if fmt in DET_FORMATS else "--seg"
-    console.print(
-        f"Wrote {result.yaml}: {counts}; {len(result.names)} classes: {shown}\n"
-        f"Check: yoloseg data check {result.yaml}\nTrain: yoloseg train {flag} {result.yaml} ...",
-        soft_wrap=True,
-        markup=False,
-    )
-
-
-@data_app.command("check")
-@cli_errors
-def data_check(
-    yamls: list[Path] = typer.Argument(..., help="A detection and/or a semantic dataset yaml (one or two)."),
-) -> None:
-    """Check datasets: counts, class histograms, bad files and ids, image sizes, duplicates (exit 1 on errors)."""
-    from yoloseghw.data.tools.check import check_dataset, print_overlap, print_report
-    from yoloseghw.utils.console import console
-    from yoloseghw.utils.errors import UserInputError
-
-    if len(yamls) > 2:
-        raise UserInputError(f"data check takes one or two dataset yamls, got {len(yamls)}")
-    reports = [check_dataset(path) for path in yamls]
-    for report in reports:
-        print_report(report, console)
-    if len(reports) == 2:
-        print_overlap(*reports, console)
-    if any(r.errors for r in reports):
-        raise typer.Exit(1)
-
-
-@data_app.command("show")
-@cli_errors
-def data_show(
-    yaml: Path = typer.Argument(..., help="A detection or semantic dataset yaml."),
-    split: str = typer.Option("train", help="Split to draw from: train, val or test."),
-    n: int = typer.Option(16, "--n", help="Number of random images."),
-    out: Path = typer.Option(Path("grid.png"), help="Output PNG."),
-    seed: int = typer.Option(0, help="Random seed of the sample."),
-    imgsz: int = typer.Option(320, help="Size of one grid cell in pixels."),
-) -> None:
-    """Draw random samples with their boxes or a mask overlay and a class legend into a PNG grid."""
-    from yoloseghw.data.tools.show import show
-    from yoloseghw.utils.files import check_output_file
-
-    check_output_file(out, "--out", (".png", ".jpg", ".jpeg"))
-    path, count, (width, height) = show(yaml, split=split, n=n, out=out, seed=seed, imgsz=imgsz)
-    typer.echo(f"Wrote {path}: {count} {split} images of {yaml.name}, {width}x{height} px")
-
-
-def _weights(path: Path, onnx: bool, flag: str = "--weights") -> str:
-    """A .pt (or, where `onnx`, .onnx) weights path, checked for existence and suffix before loading."""
-    from yoloseghw.utils.errors import UserInputError
-
-    if not path.is_file():
-        raise UserInputError(f"{flag}: file not found: {path}")
-    suffixes = {".pt", ".pth", ".onnx"} if onnx else {".pt", ".pth"}
-    if path.suffix not in suffixes:
-        kind = "a PyTorch checkpoint (.pt) or an ONNX model (.onnx)" if onnx else "a PyTorch checkpoint (.pt)"
-        raise UserInputError(f"{flag}: {path} is not {kind}")
-    return str(path)
 
 
 def main() -> None:

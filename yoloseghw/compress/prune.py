@@ -22,6 +22,7 @@ from ultralytics.utils.torch_utils import get_flops
 
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.ultralytics import place_like
 
 CRITERIA = ("l1", "l2", "bn")
 MAX_CHANNEL_SHARE = 0.9  # no layer loses more than this share of its channels
@@ -52,24 +53,27 @@ def _conv_rows(conv: Conv, rows: slice) -> Conv:
     return new.train(conv.training)
 
 
-class C2fTwoConv(C2f):
-    """C2f whose first convolution is two (cv1a, cv1b) instead of one split in two."""
+class C2fTwoConv(nn.Module):
+    """A C2f (or C3k2) block whose first convolution is two (cv1a, cv1b) instead of one split in two: the same
+    function, which torch-pruning can follow."""
+
+    def __init__(self, block: C2f):
+        super().__init__()
+        self.c = block.c
+        self.cv1a, self.cv1b = _conv_rows(block.cv1, slice(0, self.c)), _conv_rows(block.cv1, slice(self.c, 2 * self.c))
+        self.m, self.cv2 = block.m, block.cv2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = [self.cv1a(x), self.cv1b(x)]
         y.extend(m(y[-1]) for m in self.m)
         return self.cv2(torch.cat(y, 1))
 
-    forward_split = forward  # what Ultralytics' exporter switches C2f blocks to
 
-
-class C3k2TwoConv(C3k2):
+class C3k2TwoConv(C2fTwoConv):
     """C3k2 whose first convolution is two (cv1a, cv1b)."""
 
-    forward = forward_split = C2fTwoConv.forward
 
-
-class C2PSATwoConv(C2PSA):
+class C2PSATwoConv(C2fTwoConv):
     """C2PSA whose first convolution is two (cv1a, cv1b)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,14 +85,12 @@ TWO_CONV = {C2f: C2fTwoConv, C3k2: C3k2TwoConv, C2PSA: C2PSATwoConv}
 
 
 def split_first_convs(model: nn.Module) -> None:
-    """Rewrite the split first convolution of every C2f/C3k2/C2PSA as two convolutions, in place."""
-    for module in model.modules():
-        cls = TWO_CONV.get(type(module))
-        if cls is not None:
-            c = module.c
-            module.cv1a, module.cv1b = _conv_rows(module.cv1, slice(0, c)), _conv_rows(module.cv1, slice(c, 2 * c))
-            del module.cv1
-            module.__class__ = cls
+    """Replace every C2f/C3k2/C2PSA block by its two-convolution twin, in place (the same function)."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            cls = TWO_CONV.get(type(child))
+            if cls is not None:
+                setattr(parent, name, place_like(cls(child).train(child.training), child))
 
 
 def output_layers(model: DetSegModel) -> list[nn.Module]:

@@ -11,7 +11,6 @@ plus any node named in `keep_float`. FP16 is onnxruntime's float16 converter, wi
 
 from __future__ import annotations
 
-import random
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,8 +21,8 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from ultralytics.data.augment import LetterBox
-from ultralytics.data.utils import IMG_FORMATS
 
+from yoloseghw.data.inputs import network_input
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path
@@ -77,24 +76,6 @@ def float_stem(model: onnx.ModelProto) -> list[str]:
     return stem
 
 
-def calibration_images(det_data: dict, seg_data: dict, n: int, seed: int = 0, split: str = "train") -> list[Path]:
-    """`n` images of `split`, half from each dataset (fewer when a set is smaller), drawn at random with `seed`."""
-    if n < 1:
-        raise UserInputError(f"--calib must be at least 1, got {n}")
-    pools = []
-    for flag, data in (("--det", det_data), ("--seg", seg_data)):
-        folder = Path(data[split]) if isinstance(data[split], str) else Path(data[split][0])
-        files = sorted(p for p in folder.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
-        if not files:
-            raise UserInputError(f"{flag}: no {split} images in {folder}")
-        pools.append(files)
-    rng = random.Random(seed)
-    half = (n + 1) // 2
-    det = rng.sample(pools[0], min(half, len(pools[0])))
-    seg = rng.sample(pools[1], min(n - len(det), len(pools[1])))
-    return det + seg
-
-
 class LetterboxedImages(CalibrationDataReader):
     """ONNX Runtime calibration reader: each image letterboxed to the model's input, RGB float 0-1 [1,3,H,W]."""
 
@@ -106,8 +87,7 @@ class LetterboxedImages(CalibrationDataReader):
         for path in self.images:
             image = cv2.imread(str(path))
             if image is not None:  # an unreadable image is skipped, as the datasets skip it
-                x = self.letterbox(image=image)[..., ::-1].transpose(2, 0, 1)
-                return {self.input_name: np.ascontiguousarray(x, dtype=np.float32)[None] / 255}
+                return {self.input_name: network_input([image], self.letterbox)}
         return None
 
 

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from ultralytics.utils.nms import non_max_suppression
 from ultralytics.utils.ops import xyxy2xywh
 
+from yoloseghw.utils.options import TASKS
+
 if TYPE_CHECKING:
     from yoloseghw.nn.tasks import DetSegModel
 
@@ -33,17 +35,27 @@ def frozen_copy(model: DetSegModel) -> DetSegModel:
 
 
 class Distillation:
-    """The distillation term of one step, for a 'det' or 'seg' batch (joint batches carry both labels).
+    """The distillation loss term (nn/loss.py's LossTerm) for a 'det' or 'seg' batch; zero on joint batches, which
+    carry both labels.
 
     `teacher` returns the teacher model when called: a frozen copy, or the trainer's current EMA model (which a
     resume or a NaN recovery replaces).
     """
 
+    name = DISTILL_LOSS
+
     def __init__(self, teacher: Callable[[], DetSegModel], temperature: float, weight: float, pseudo_conf: float):
         self.teacher, self.temperature, self.weight, self.pseudo_conf = teacher, temperature, weight, pseudo_conf
 
-    def __call__(self, det_loss: Any, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
-        """`weight` x the term for the head the batch has no labels for; `det_loss` is the detection criterion."""
+    def heads(self, task: str) -> tuple[str, ...]:
+        """Both heads: the one the batch has labels for, and the one the teacher supervises."""
+        return TASKS
+
+    def __call__(self, model: DetSegModel, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
+        """`weight` x the term for the head the batch has no labels for."""
+        if batch["task"] == "joint":
+            return torch.zeros((), device=batch["img"].device)
+        det_loss = model.criterion.det
         det_preds, seg_preds = preds
         teacher = self.teacher()
         teacher.eval()  # a module reached through a parent's .train() stays a teacher

@@ -4,7 +4,7 @@ weighted by how much the first task's loss depends on it (the diagonal of the em
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -17,14 +17,24 @@ EWC_LOSS = "ewc_loss"  # the loss item yoloseg logs for it (train/ewc_loss in re
 
 class ElasticWeights:
     """`strength`/2 * sum_i F_i (theta_i - theta*_i)^2 per image, over the parameters the first task's loss reached;
-    theta* are the model's values when this object is made."""
+    theta* are the model's values when this object is made. A loss term of nn/loss.py (`LossTerm`)."""
+
+    name = EWC_LOSS
 
     def __init__(self, model: DetSegModel, fisher: dict[str, torch.Tensor], strength: float):
         self.anchors = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}
         self.fisher, self.strength = fisher, strength
 
-    def __call__(self, model: DetSegModel, batch_size: int) -> torch.Tensor:
-        """The penalty scaled by `batch_size`, as Ultralytics scales its losses."""
+    def heads(self, task: str) -> tuple[str, ...]:
+        """No head of its own: the penalty reads the weights only."""
+        return ()
+
+    def __call__(self, model: DetSegModel, preds: Any, batch: dict) -> torch.Tensor:
+        """The penalty scaled by the batch size, as Ultralytics scales its losses."""
+        return self.penalty(model, len(batch["img"]))
+
+    def penalty(self, model: DetSegModel, batch_size: int) -> torch.Tensor:
+        """The penalty of `model`'s current weights, times `batch_size`."""
         terms = [
             (self.fisher[n] * (p - self.anchors[n]) ** 2).sum()
             for n, p in model.named_parameters()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
@@ -19,11 +18,9 @@ from ultralytics.utils import NUM_THREADS, YAML, colorstr
 
 from yoloseghw.data.masks import COLOUR, COLOUR_MODES, read_class_mask
 from yoloseghw.data.multitask import task_args
-from yoloseghw.utils.console import plain, ultralytics_warnings, warn
+from yoloseghw.utils.console import warn
 from yoloseghw.utils.errors import UserInputError
-
-FATAL_SCAN_MESSAGES = ("exceeds dataset class count", "are not dataset class ids", "out of bounds for axis 0", COLOUR)
-ABOVE_255 = re.compile(r"index (\d+) is out of bounds for axis 0 with size 256")  # a 16-bit mask id above 255
+from yoloseghw.utils.ultralytics import NO_LABELS, ScanMessages, caught_warnings, dataset_error_text, fatal_scan_message
 
 
 def read_yaml_mapping(path: str | Path, flag: str, kind: str) -> dict[str, Any]:
@@ -53,28 +50,16 @@ def load_data_config(path: str | Path, task: str) -> dict[str, Any]:
     try:
         data = check_det_dataset(str(path), autodownload=False)
     except Exception as e:
-        message = " ".join(str(e).replace("❌", "").split()) or type(e).__name__
-        raise UserInputError(f"{flag}: {path}: {message.split(' Note ')[0]}") from None
+        raise UserInputError(f"{flag}: {path}: {dataset_error_text(e)}") from None
     data["yaml_path"] = str(path)
     return data
 
 
-class _ScanReport:
-    """Mixin keeping the messages of Ultralytics' label scan so bad labels can be made fatal."""
-
-    scan_messages: list[str]
-
-    def _load_or_scan_cache(self, cache_path: Path, cache_hash: str) -> tuple[dict, bool]:
-        cache, exists = super()._load_or_scan_cache(cache_path, cache_hash)
-        self.scan_messages = list(cache.get("msgs", []))
-        return cache, exists
-
-
-class DetDataset(_ScanReport, YOLODataset):
+class DetDataset(ScanMessages, YOLODataset):
     """Ultralytics YOLODataset (images + YOLO txt boxes) that reports its scan messages."""
 
 
-class SegDataset(_ScanReport, SemanticDataset):
+class SegDataset(ScanMessages, SemanticDataset):
     """Ultralytics SemanticDataset (images + PNG class masks, 255 = ignore) that reports its scan messages and caches
     its masks with its images: `cache='ram'` keeps each mask in RAM as uint8 at its cached image's size; `'disk'`
     writes each mask as a uint8 `.npy` beside its PNG (as Ultralytics does for images)."""
@@ -150,7 +135,7 @@ def build_dataset(
     sub = task_args(args, task)
     cls = DetDataset if task == "det" else SegDataset
     try:
-        with ultralytics_warnings("Labels are missing or empty") as no_labels:  # said below, naming the split
+        with caught_warnings(NO_LABELS) as no_labels:  # said below, naming the split
             dataset = cls(
                 img_path=img_path,
                 imgsz=sub.imgsz,
@@ -179,16 +164,10 @@ def build_dataset(
 
 def check_scan(dataset: YOLODataset, flag: str, split: str) -> None:
     """Fail on out-of-range class ids or mask values; report images that were skipped as corrupt."""
-    messages = [plain(m) for m in getattr(dataset, "scan_messages", [])]
-    fatal = [m for m in messages if any(key in m for key in FATAL_SCAN_MESSAGES)]
+    messages = getattr(dataset, "scan_messages", [])
+    fatal = fatal_scan_message(messages, extra=(COLOUR,))
     if fatal:
-        more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
-        detail = fatal[0].split(": ignoring corrupt image/", 1)[-1]
-        above = ABOVE_255.search(detail)
-        if above:
-            detail = f"mask value {above.group(1)} is above 255 (class ids are 0 to nc-1, 255 = ignore)"
-        file = fatal[0].split(": ignoring")[0].split(": ", 1)[-1].strip()
-        raise UserInputError(f"{flag}: {split} split, {file}: {detail}{more}")
+        raise UserInputError(f"{flag}: {split} split, {fatal[0]}: {fatal[1]}")
     if messages:
         warn(f"{flag}: skipped {len(messages)} unreadable or corrupt {split} images (first: {messages[0]})")
     if len(dataset) == 0:

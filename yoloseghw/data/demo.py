@@ -11,6 +11,8 @@ DET_NAMES = ["car", "person", "sign"]
 SEG_NAMES = ["sky", "road", "vegetation", "car", "person"]
 SIZE = 128  # image side in pixels
 SKY, ROAD, VEGETATION, CAR, PERSON = range(5)  # semantic ids, as SEG_NAMES
+DEMO_DIR = Path("datasets") / "yoloseg-demo"  # where `yoloseg train` with no data writes the demo
+DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16, "nbs": 16}  # its training options (an optimizer step a batch)
 
 
 def _noise(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
@@ -138,3 +140,14 @@ def make_demo(root: str | Path, n_train: int = 200, n_val: int = 50, seed: int =
     _write_yaml(det_yaml, DET_NAMES, masks=False)
     _write_yaml(seg_yaml, SEG_NAMES, masks=True)
     return det_yaml, seg_yaml
+
+
+def make_demo_if_missing(root: Path) -> tuple[Path, Path]:
+    """The demo pair under `root`, generated on first use."""
+    from yoloseghw.utils.console import console
+
+    det, seg = root / "demo-det" / "demo-det.yaml", root / "demo-seg" / "demo-seg.yaml"
+    if not (det.is_file() and seg.is_file()):
+        console.print(f"Generating the built-in demo datasets in {root} ...")
+        det, seg = make_demo(root)
+    return det, seg

@@ -19,19 +19,13 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.patches import torch_load
 from ultralytics.utils.torch_utils import strip_optimizer
 
-from yoloseghw import __version__
 from yoloseghw.nn import DetSegModel
 from yoloseghw.utils.console import shorten
 from yoloseghw.utils.errors import UserInputError
-from yoloseghw.utils.files import atomic_path, usual_mode
+from yoloseghw.utils.files import usual_mode, write_checkpoint
+from yoloseghw.utils.version import __version__
 
 LEGACY_FORMAT = "yoloseg"  # the `format` key of 0.1.0 checkpoints
-
-
-def write_checkpoint(path: Path, ckpt: dict[str, Any]) -> None:
-    """torch.save `ckpt` to `path` atomically (temp file + rename in the same folder): never a half-written file."""
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
 
 
 def strip_in_place(path: Path, updates: dict[str, Any] | None = None) -> None:

@@ -23,9 +23,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from ultralytics.utils import RANK
+from ultralytics.utils.torch_utils import TORCH_2_13, get_torch_device_backend
 
-from yoloseghw.utils.console import ERROR_PREFIX
+from yoloseghw.utils.console import ERROR_PREFIX, print_error
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.ultralytics import ddp_launcher
 
 T = TypeVar("T")
 TIMEOUT = timedelta(hours=3)  # Ultralytics' DDP timeout: rank 0 validates while the others wait
@@ -117,3 +119,53 @@ def run_launcher(cmd: list[str], check: bool = True) -> subprocess.CompletedProc
     if check and launcher.returncode:
         raise subprocess.CalledProcessError(launcher.returncode, cmd)
     return subprocess.CompletedProcess(cmd, launcher.returncode)
+
+
+def launch_workers(trainer: Any, train: Callable[[], Any]) -> Any:
+    """`train()` (Ultralytics' BaseTrainer.train) for several GPUs: its launcher starts one worker per GPU through
+    `run_launcher`. The run folder, which holds the pair yaml the workers read, is kept (the launcher empties a new
+    run's folder unless it resumes); a worker stopped by bad input ends this with its one line."""
+    resume, trainer.resume = trainer.resume, True
+    try:
+        with ddp_launcher(run_launcher):
+            return train()
+    except subprocess.CalledProcessError as e:
+        raise UserInputError(
+            f"DDP training stopped: torchrun exited with code {e.returncode} (the workers' output is above)"
+        ) from None
+    finally:
+        trainer.resume = resume
+
+
+def train_as_rank(train: Callable[[], Any]) -> Any:
+    """`train()` in a torchrun process: bad input ends this rank with its one line and exit code 2 (torchrun then
+    stops the other ranks)."""
+    try:
+        return train()
+    except UserInputError as e:
+        print_error(f"{e} (rank {RANK})")
+        raise SystemExit(2) from None
+
+
+def setup_ddp(trainer: Any, base: Callable[[], None]) -> None:
+    """Ultralytics' DDP set-up (`base`) on GPUs; gloo on the CPU; and only this rank's GPU when `yoloseg train` under
+    torchrun joined the process group already (to share the run folder)."""
+    if trainer.device.type != "cpu" and not dist.is_initialized():
+        return base()
+    join_process_group(trainer.args.device)
+    if trainer.device.type != "cpu":
+        trainer.device = torch.device("cuda", local_cuda_index(trainer.args.device))
+        trainer.accelerator = get_torch_device_backend(trainer.device)
+
+
+def one_process_ddp(trainer: Any) -> bool:
+    """Whether this is a torchrun launch of one process, which Ultralytics does not treat as DDP (it needs
+    world_size > 1) and yoloseg still trains through DDP."""
+    return launched_by_torchrun() and trainer.world_size == 1
+
+
+def wrap_model(trainer: Any) -> None:
+    """Wrap the trainer's model in DDP as Ultralytics wraps it for several processes (for `one_process_ddp`)."""
+    compiled = bool(trainer.args.compile)
+    options = {"forward_sync_buffers" if TORCH_2_13 else "broadcast_buffers": False, "static_graph": compiled}
+    trainer.model = HostDDP(trainer.model, [trainer.device.index], find_unused_parameters=not compiled, **options)

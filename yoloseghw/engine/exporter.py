@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from copy import deepcopy
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,14 @@ import torch
 from torch import nn
 from ultralytics.engine.exporter import Exporter
 
-from yoloseghw import __version__
+from yoloseghw.nn.backends import METADATA_KEY
 from yoloseghw.nn.semantic_head import seg_head_name
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path
-
-METADATA_KEY = "yoloseg"  # present in every yoloseg ONNX file; its value is the yoloseg version that wrote it
+from yoloseghw.utils.version import __version__
 
 
 class WithSemanticOutput(nn.Module):
@@ -108,24 +108,55 @@ class DetSegExporter(Exporter):
         }
 
 
-def export_onnx(
-    model: DetSegModel,
-    weights: str | Path,
-    *,
-    imgsz: int,
-    dynamic: bool = False,
-    simplify: bool = False,
-    opset: int | None = None,
-    batch: int = 1,
-    semantic: str = DEFAULT_SEMANTIC_OUTPUT,
-    device: str = "cpu",
-) -> Path:
-    """Export `model` (loaded from `weights`) to `<weights stem>.onnx` beside it, with the semantic output kind
-    `semantic`; returns the ONNX path."""
-    kind = SemanticOutput.parse(semantic)
-    if batch < 1:
-        raise UserInputError(f"--batch must be at least 1, got {batch}")
-    if simplify:
+@dataclass(frozen=True)
+class ExportOptions:
+    """The options of an export (the one definition the CLI, the facade and the exporter share).
+
+    Attributes:
+        imgsz: input size (None: the training size), rounded up to the stride.
+        dynamic: dynamic batch and image size.
+        simplify: simplify the graph with onnxslim.
+        opset: ONNX opset (None: the newest Ultralytics trusts).
+        batch: batch size of a static export.
+        semantic: the semantic output kind (nn/semantic_output.py).
+        device: the device the model is traced on.
+    """
+
+    imgsz: int | None = None
+    dynamic: bool = False
+    simplify: bool = False
+    opset: int | None = None
+    batch: int = 1
+    semantic: str = DEFAULT_SEMANTIC_OUTPUT
+    device: str = "cpu"
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> ExportOptions:
+        """The options from keywords; an unknown one is a UserInputError."""
+        unknown = set(options) - {f.name for f in fields(cls)}
+        if unknown:
+            raise UserInputError(f"export: unknown option(s) {', '.join(sorted(unknown))}")
+        return cls(**options)
+
+
+def export_onnx(model: DetSegModel, weights: str | Path, options: ExportOptions) -> Path:
+    """Export `model` (loaded from `weights`) to `<weights stem>.onnx` beside it; `options.imgsz` must be set.
+
+    Args:
+        model: the model to export (not changed: a copy is exported).
+        weights: the checkpoint it came from; the ONNX file is named after it.
+        options: the export options.
+
+    Returns:
+        The ONNX file's path.
+
+    Raises:
+        UserInputError: a bad option, or an export Ultralytics refuses.
+    """
+    kind = SemanticOutput.parse(options.semantic)
+    if options.batch < 1:
+        raise UserInputError(f"--batch must be at least 1, got {options.batch}")
+    if options.simplify:
         try:
             import onnxslim  # noqa: F401
         except ImportError:
@@ -135,12 +166,12 @@ def export_onnx(
     model.task = "detect"  # the Exporter's per-task switches: treat it as a detector, the semantic head is ours
     exporter = DetSegExporter(
         semantic=kind,
-        imgsz=imgsz,
-        dynamic=dynamic,
-        simplify=simplify,
-        opset=opset,
-        batch=batch,
-        device=device,
+        imgsz=options.imgsz,
+        dynamic=options.dynamic,
+        simplify=options.simplify,
+        opset=options.opset,
+        batch=options.batch,
+        device=options.device,
         nms=False if model.end2end else None,  # False keeps a YOLO26 head end-to-end (no NMS), as in PyTorch
     )
     with console.status(f"Exporting {weights} to ONNX ..."):

@@ -1,69 +1,76 @@
-"""YOLOSeg: the Python facade, mirroring Ultralytics' `YOLO` (train / val / predict / export / info)."""
+"""YOLOSeg: the Python facade, mirroring Ultralytics' `YOLO` (train, val, predict, export, info, compress, bench)."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from copy import deepcopy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ultralytics.cfg import get_cfg
-from ultralytics.utils import DEFAULT_CFG, RANK, callbacks
+from ultralytics.utils import RANK, callbacks
 from ultralytics.utils.files import increment_path
 
 from yoloseghw.data.dataset import load_data_config
-from yoloseghw.data.demo import make_demo
-from yoloseghw.data.pair import PAIR_FILE, read_pair, write_pair
+from yoloseghw.data.pair import PAIR_FILE
 from yoloseghw.data.sources import open_source
+from yoloseghw.engine import runs
 from yoloseghw.engine.checkpoint import (
     checkpoint_metrics,
     checkpoint_model,
-    is_legacy_resumable,
     load_model,
     read_checkpoint,
     trained_epochs,
-    upgrade_legacy_resumable,
-    write_checkpoint,
 )
 from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
 from yoloseghw.nn.semantic_head import seg_head_class, seg_head_name
-from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
-from yoloseghw.utils.console import console, ultralytics_log, ultralytics_warnings, warn
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import check_output_folder
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
 from yoloseghw.utils.options import (
     PHASED_FREEZE,
+    PROJECT,
     check_options,
     check_training_args,
     freeze_layers,
     layer_count,
     round_to_stride,
+    ultralytics_args,
 )
 from yoloseghw.utils.report import print_val_report
+from yoloseghw.utils.ultralytics import ultralytics_log
 
 if TYPE_CHECKING:
     from yoloseghw.engine.results import DetSegResult
 
-DEMO_DIR = Path("datasets") / "yoloseg-demo"
 METRIC_PREFIXES = ("metrics/", "fitness")
-COMPRESS_METHODS = {"prune": "prune", "quantize": "int8", "fp16": "fp16"}  # method -> the output's name suffix
-DEMO_DEFAULTS = {"epochs": 15, "imgsz": 128, "batch": 16, "nbs": 16}  # nbs=batch: an optimizer step per batch
 
 
 class YOLOSeg:
-    """One YOLO network for detection + semantic segmentation.
+    """One YOLO network for detection + semantic segmentation, as Ultralytics' `YOLO` is for one task.
 
-    `YOLOSeg("yolo26n")` builds an untrained model from a stock detection yaml (any family and scale n/s/m/l/x) or a
-    user yaml; `YOLOSeg("best.pt")` loads a yoloseg checkpoint.
+    Attributes:
+        model: the DetSegModel of a checkpoint (None for an ONNX file or a model not trained yet).
+        onnx: the ONNX Runtime backend of an exported file (None otherwise).
+        ckpt: the checkpoint dict the model came from ({} for a new model).
+        weights: the file the model came from (None for a new model).
+        cfg: the model yaml dict a new run builds from.
+        trainer: the trainer of the last `train` call.
+        save_dir: the output folder of the last `predict` (with saving) or `bench` call.
     """
 
     def __init__(self, model: str | Path = "yolo26n"):
+        """Build an untrained model from a stock detection name or yaml, or load a checkpoint or an ONNX export.
+
+        Args:
+            model: a stock Ultralytics detection model name (any family and scale n/s/m/l/x: `yolo26n`, `yolo11s`,
+                ...), a detection model yaml, a yoloseg checkpoint (`.pt`) or a yoloseg ONNX export (`.onnx`).
+
+        Raises:
+            UserInputError: an unknown model name, a yaml that is not a detection model, or a file that is not a
+                yoloseg checkpoint or export.
+        """
         self.model: DetSegModel | None = None
         self.onnx: OnnxBackend | None = None
         self.ckpt: dict[str, Any] = {}
@@ -82,10 +89,12 @@ class YOLOSeg:
     # ------------------------------------------------------------------ info
     @property
     def det_names(self) -> dict[int, str]:
+        """Detection class names by id."""
         return self.onnx.det_names if self.onnx else self._require_model().det_names
 
     @property
     def seg_names(self) -> dict[int, str]:
+        """Semantic class names by id."""
         return self.onnx.seg_names if self.onnx else self._require_model().seg_names
 
     def _train_imgsz(self) -> int:
@@ -101,19 +110,34 @@ class YOLOSeg:
             raise UserInputError("this YOLOSeg has no trained weights yet; train it or load a .pt checkpoint")
         return self.model
 
-    def _backend(self, device: str = "", threads: int | None = None) -> TorchBackend | OnnxBackend:
-        """The PyTorch model (a fused copy) or the ONNX Runtime session, on `device` with `threads` for ORT."""
+    def backend(self, device: str = "", threads: int | None = None) -> TorchBackend | OnnxBackend:
+        """The inference backend predict and val run: a fused copy of the PyTorch model, or the ONNX Runtime session.
+
+        Args:
+            device: Ultralytics' device string (`cpu`, `0`, ...; empty: the best available).
+            threads: ONNX Runtime intra-op threads (None: onnxruntime's choice).
+
+        Returns:
+            A backend that maps a letterboxed float batch [B,3,H,W] to (detections, semantic output); one is kept per
+            model and device (PyTorch) or per thread count and device (ONNX Runtime).
+        """
         if self.onnx is None:
             model = self._require_model()
-            if self._fused is None or self._fused[:2] != (model, str(device)):  # one fused copy per model and device
+            if self._fused is None or self._fused[:2] != (model, str(device)):
                 self._fused = (model, str(device), TorchBackend(model, device, fuse=True))
             return self._fused[2]
-        if (threads, str(device)) != (self.onnx.threads, self.onnx.device_request):  # one session per setting
+        if (threads, str(device)) != (self.onnx.threads, self.onnx.device_request):
             self.onnx = OnnxBackend(self.weights, device, threads)
         return self.onnx
 
     def info(self) -> dict[str, Any]:
-        """Summary of the model: class lists, parameters, GFLOPs, training epoch and metrics when known."""
+        """A summary of the model.
+
+        Returns:
+            For a checkpoint: architecture, semantic head, both class lists, parameters, GFLOPs at the training size,
+            epochs trained, validation metrics, version and date. For an ONNX file: architecture, semantic head, both
+            class lists, input shape, detection and semantic output kinds, precision and providers.
+        """
         from ultralytics.utils.torch_utils import get_flops, get_num_params
 
         if self.onnx:
@@ -146,13 +170,21 @@ class YOLOSeg:
 
     # ------------------------------------------------------------------ callbacks
     def add_callback(self, event: str, fn: Callable) -> None:
-        """Add `fn(trainer)` to an Ultralytics callback event ('on_train_epoch_end', 'on_fit_epoch_end', ...)."""
+        """Add `fn(trainer)` to an Ultralytics callback event, as `YOLO.add_callback` does.
+
+        Args:
+            event: an Ultralytics event ('on_train_epoch_end', 'on_fit_epoch_end', ...).
+            fn: called with the trainer (or validator) at that event.
+
+        Raises:
+            UserInputError: an unknown event.
+        """
         if event not in self.callbacks:
             raise UserInputError(f"unknown callback event '{event}' (events: {', '.join(self.callbacks)})")
         self.callbacks[event].append(fn)
 
     def clear_callback(self, event: str) -> None:
-        """Remove every callback of an event."""
+        """Remove every callback of `event`."""
         self.callbacks[event] = []
 
     # ------------------------------------------------------------------ train
@@ -164,20 +196,41 @@ class YOLOSeg:
         data: str | Path | None = None,
         weights: str | Path | None = None,
         resume: bool | str | Path = False,
-        project: str | Path = "runs/yoloseg",
+        project: str | Path = PROJECT,
         name: str = "train",
         trainer: type | None = None,
         seg_head: str | None = None,
         **overrides: Any,
     ) -> dict[str, Any]:
-        """Train on a box-only dataset (`det` yaml) and a mask-only dataset (`seg` yaml), or a pair yaml (`data`).
+        """Train on a box-only dataset and a mask-only dataset on Ultralytics' trainer.
 
-        With no data at all, a built-in synthetic demo pair is generated and used. yoloseg's options (schedule,
-        ratio, det_epochs, order, lr_scale, seg_weight) and every Ultralytics training option (epochs, imgsz, batch,
-        device, lr0, cos_lr, freeze, amp, patience, ...) go in as keywords. Training runs on Ultralytics' trainer
-        (`DetSegTrainer`, or a subclass given as `trainer`, as in Ultralytics' `YOLO.train`), with the callbacks added
-        by `add_callback`. `seg_head` picks the semantic head of a model built from its yaml (nn/semantic_head.py).
-        Returns best.pt's metrics and per-class tables.
+        With no data at all, a built-in synthetic demo pair is generated and used. Training runs on
+        `DetSegTrainer` (or the subclass `trainer`, as in Ultralytics' `YOLO.train`) with the callbacks added by
+        `add_callback`, into a new run folder `project/name` (`name-2`, ... when taken).
+
+        Args:
+            det: the detection dataset yaml (boxes only).
+            seg: the semantic dataset yaml (masks only). Only one of `det`/`seg` with a yoloseg checkpoint
+                fine-tunes that task alone (schedule `single`).
+            data: a pair yaml (det, seg and yoloseg's options) instead of `det` and `seg`.
+            weights: a detection or yoloseg `.pt` whose tensors initialise the matching layers of a model built
+                from this model's yaml.
+            resume: an interrupted run's folder or `weights/last.pt`, continued where it stopped.
+            project: the parent folder of the run.
+            name: the run's folder name.
+            trainer: a DetSegTrainer subclass to train with.
+            seg_head: the semantic head of a model built from its yaml (`conv` or `separable`).
+            **overrides: yoloseg's options (schedule, ratio, det_epochs, order, lr_scale, seg_weight, ... as
+                `yoloseg train --help` lists them) and any Ultralytics training option (epochs, imgsz, batch,
+                device, lr0, cos_lr, freeze, amp, patience, ...).
+
+        Returns:
+            best.pt's validation: {"metrics": {...}, "classes": {"det": [...], "seg": [...]}}; {} on DDP ranks
+            other than 0.
+
+        Raises:
+            UserInputError: bad input (data, options, weights, a run folder that cannot be written); nothing is left
+                behind.
         """
         from yoloseghw.engine.trainer import DetSegTrainer
 
@@ -203,12 +256,13 @@ class YOLOSeg:
                 raise UserInputError(
                     f"--resume keeps the run's own {', '.join(sorted(options))}; start a new run to change them"
                 )
-            trainer = self._resume_trainer(trainer_class, resume, det, seg, overrides)
+            trainer = runs.resume_trainer(trainer_class, resume, det, seg, overrides, self.callbacks)
         else:
-            pair, overrides = self._pair_for(det, seg, data, weights, options, overrides)
+            ckpt = read_checkpoint(weights) if weights else self.ckpt
+            pair, overrides = runs.training_pair(det, seg, data, ckpt, options, overrides)
             if self.ckpt and "imgsz" not in overrides:  # fine-tuning keeps the checkpoint's size, as Ultralytics does
                 overrides["imgsz"] = self._train_imgsz()
-            args = ultralytics_args({**overrides, "data": "pair.yaml"}, "train")
+            args = ultralytics_args({**overrides, "data": PAIR_FILE}, "train")
             opts = check_options(pair, args.epochs)
             if opts["schedule"] == "phased" and "freeze" not in overrides:
                 overrides["freeze"] = args.freeze = PHASED_FREEZE
@@ -219,16 +273,15 @@ class YOLOSeg:
             # the trainer loads both again from pair.yaml; checking here first means bad data stops the run before a
             # run folder exists and before Ultralytics' integrations (TensorBoard, MLflow, ...) start a run
             load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
-            source = self._source_model(weights)
-            save_dir, pair_yaml = on_rank_zero(lambda: _new_run_folder(Path(project) / name, opts))
+            source = self._source_model(weights, ckpt)
+            save_dir, pair_yaml = on_rank_zero(lambda: runs.new_run_folder(Path(project) / name, opts))
             overrides = {**overrides, "data": str(pair_yaml), "save_dir": str(save_dir), "model": self._model_name()}
-            trainer = _new_trainer(trainer_class, overrides, self.callbacks, save_dir)
-            if weights:  # initialise a model built from --model with what fits (Ultralytics' BaseModel.load)
-                trainer.model = trainer.get_model(cfg=cfg, weights=source, transfer=True)
-            else:  # fine-tune this checkpoint's own module, or start from scratch
-                trainer.model = trainer.get_model(cfg=cfg, weights=source)
+            trainer = runs.new_trainer(trainer_class, overrides, self.callbacks, save_dir)
+            # --weights: a model built from --model takes what fits (Ultralytics' BaseModel.load); else this
+            # checkpoint's own module is fine-tuned, or a new model starts from scratch
+            trainer.model = trainer.get_model(cfg=cfg, weights=source, transfer=bool(weights))
         self.trainer = trainer
-        _train_or_clean_up(trainer)
+        runs.train_or_clean_up(trainer)
         if RANK not in {-1, 0}:
             return {}
         final = trainer.best if trainer.best.exists() else trainer.last  # a resumed run may never beat its best
@@ -247,54 +300,11 @@ class YOLOSeg:
         print_val_report(result)
         return result
 
-    def _pair_for(
-        self, det: Any, seg: Any, data: Any, weights: Any, options: dict[str, Any], overrides: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The pair (det, seg and options) to train on: `data`, or `det`+`seg`, one of them with a yoloseg checkpoint
-        (`single`), or the generated demo."""
-        if data is not None:
-            if det is not None or seg is not None:
-                raise UserInputError("give either --data (a pair yaml) or --det and --seg, not both")
-            return {**read_pair(data), **options}, overrides
-        if (det is None) != (seg is None):
-            return self._single_task_pair(det, seg, weights, options), overrides
-        if det is None:
-            det, seg = on_rank_zero(lambda: make_demo_if_missing(DEMO_DIR))
-            overrides = {**DEMO_DEFAULTS, **overrides}
-        return {"det": str(det), "seg": str(seg), **options}, overrides
-
-    def _single_task_pair(self, det: Any, seg: Any, weights: Any, options: dict[str, Any]) -> dict[str, Any]:
-        """One dataset given: fine-tune that task only (schedule `single`) from a yoloseg checkpoint that knows the
-        other one, whose val set (from the checkpoint's own pair yaml) measures what that task keeps."""
-        new = "det" if det is not None else "seg"
-        old = "seg" if new == "det" else "det"
-        ckpt = read_checkpoint(weights) if weights else self.ckpt
-        if not ckpt or not isinstance(checkpoint_model(ckpt), DetSegModel):
-            raise UserInputError(
-                f"give both --det and --seg (--{new} alone fine-tunes a yoloseg checkpoint, given as --weights, "
-                "that already knows the other task)"
-            )
-        pair = Path(str((ckpt.get("train_args") or {}).get("data", "")))
-        if pair.name != PAIR_FILE or not pair.is_file():
-            raise UserInputError(
-                f"--{new} alone: the checkpoint's own pair yaml ({pair}) is not found; give --{old} too"
-            )
-        if options.get("schedule", "single") != "single":
-            raise UserInputError(f"--schedule {options['schedule']} trains two datasets; --{new} alone trains one")
-        datasets = read_pair(pair)
-        datasets[new] = str(det if new == "det" else seg)
-        return {
-            "det": datasets["det"],
-            "seg": datasets["seg"],
-            **options,
-            "schedule": "single",
-            "order": f"{old},{new}",
-        }
-
-    def _source_model(self, weights: str | Path | None) -> Any:
-        """What the new run starts from: `weights` (any Ultralytics detection or yoloseg .pt), this model, or None."""
+    def _source_model(self, weights: str | Path | None, ckpt: dict[str, Any]) -> Any:
+        """What the new run starts from: the model of `weights` (any Ultralytics detection or yoloseg .pt, read
+        already as `ckpt`), this model, or None."""
         if weights:
-            model = checkpoint_model(read_checkpoint(weights)).float()
+            model = checkpoint_model(ckpt).float()
             model.pt_path = str(weights)
             return model
         return self.model
@@ -304,55 +314,6 @@ class YOLOSeg:
         if self.weights:
             return str(self.weights)
         return str(self.cfg.get("yaml_file", "custom.yaml"))
-
-    def _resume_trainer(
-        self, trainer_class: type, resume: bool | str | Path, det: Any, seg: Any, overrides: dict[str, Any]
-    ):
-        """A trainer that continues `<run>/weights/last.pt` in its own run folder (a 0.1.0 last.pt is upgraded)."""
-        if isinstance(resume, bool):
-            raise UserInputError("--resume: give the interrupted run's weights/last.pt (or its run directory)")
-        path = Path(resume)
-        if path.is_dir():
-            path = path / "weights" / "last.pt"
-        ckpt = read_checkpoint(path, flag="--resume")
-        legacy = is_legacy_resumable(ckpt)
-        if not legacy and not ckpt.get("optimizer"):
-            raise UserInputError(f"--resume: {path} has no resumable state (the run finished, or it is not last.pt)")
-        if not isinstance(checkpoint_model(ckpt), DetSegModel):
-            raise UserInputError(f"--resume: {path} is not a yoloseg checkpoint")
-        data = on_rank_zero(lambda: self._prepare_resume(path, ckpt, legacy, det, seg))
-        if data is not None:
-            overrides["data"] = data
-        ultralytics_args(overrides, "train")  # one-line errors for bad values
-        options = {**overrides, "resume": str(path), "model": str(path)}
-        with ultralytics_warnings("Resume ignores") as ignored:  # Ultralytics' own rule of what a resume may change
-            trainer = _new_trainer(trainer_class, options, self.callbacks)
-        if ignored:
-            keys = ignored[0].removeprefix("Resume ignores ").split(", using")[0]
-            raise UserInputError(f"--resume keeps the run's own {keys}; start a new run to change them")
-        console.print(f"Resuming {trainer.save_dir} from {path}")
-        return trainer
-
-    @staticmethod
-    def _prepare_resume(path: Path, ckpt: dict, legacy: bool, det: Any, seg: Any) -> str | None:
-        """Upgrade a 0.1.0 last.pt, or write a pair yaml with new dataset locations; returns that yaml, if new."""
-        run = path.parent.parent
-        if legacy:
-            if path.parent.name != "weights":
-                raise UserInputError(f"--resume: {path} must stay at <run>/weights/last.pt to be resumed")
-            options = ckpt["options"]
-            write_pair(run / PAIR_FILE, det or options["det"], seg or options["seg"], options)
-            upgrade_legacy_resumable(path, ckpt, run / PAIR_FILE)
-            console.print(
-                f"Upgraded {path} (yoloseg {ckpt.get('version')}) to resume it; the original is last-0.1.0.pt"
-            )
-        elif det is not None or seg is not None:  # new data locations: a new pair yaml with the run's options
-            args = ckpt["train_args"]
-            previous = read_pair(args["data"]) if Path(args["data"]).is_file() else {}
-            pair = {**previous, **{k: v for k, v in (("det", det), ("seg", seg)) if v is not None}}
-            run = Path(args.get("save_dir") or run)  # the run that wrote the file: the only folder resume writes
-            return str(write_pair(run / PAIR_FILE, pair["det"], pair["seg"], pair))
-        return None
 
     # ------------------------------------------------------------------ val
     def val(
@@ -368,10 +329,24 @@ class YOLOSeg:
         verbose: bool = True,
         **overrides: Any,
     ) -> dict[str, Any]:
-        """Evaluate on a detection val set and/or a semantic val set; returns metrics and per-class tables.
+        """Evaluate on a detection val set and/or a semantic val set.
 
-        With an ONNX model, ONNX Runtime runs it (`threads` sets its thread count); a static-shape export is
-        evaluated at its own image size and batch.
+        Args:
+            det: a detection dataset yaml; its val split gives mAP50-95, mAP50, precision and recall.
+            seg: a semantic dataset yaml; its val split gives mIoU and pixel accuracy.
+            imgsz: the image size (default: the training size; a static ONNX export's own size).
+            batch: the batch size (a static ONNX export: its own).
+            device: Ultralytics' device string.
+            threads: ONNX Runtime intra-op threads.
+            save_dir: where Ultralytics' validators may write.
+            verbose: print the per-class tables.
+            **overrides: Ultralytics validation options (conf, iou, ...).
+
+        Returns:
+            {"metrics": {metric key: value, "fitness": ...}, "classes": {"det": [per-class rows], "seg": [...]}}.
+
+        Raises:
+            UserInputError: no val set, a bad dataset, or class counts that differ from the model's.
         """
         from yoloseghw.engine.predictor import input_size
         from yoloseghw.engine.validator import DetSegValidator
@@ -381,7 +356,7 @@ class YOLOSeg:
         det_data = load_data_config(det, "det") if det else None
         seg_data = load_data_config(seg, "seg") if seg else None
         self._check_names(det_data, seg_data)
-        backend = self._backend(device, threads)
+        backend = self.backend(device, threads)
         imgsz = input_size(backend, imgsz or self._train_imgsz())
         batch = backend.batch or batch
         args = ultralytics_args({**overrides, "imgsz": imgsz, "batch": batch, "device": device, "plots": False}, "val")
@@ -419,17 +394,40 @@ class YOLOSeg:
         save_conf: bool = False,
         save_json: bool = False,
         alpha: float = 0.5,
-        project: str | Path = "runs/yoloseg",
+        project: str | Path = PROJECT,
         name: str = "predict",
         verbose: bool = False,
         semantic: str | None = None,
     ) -> list[DetSegResult] | Iterator[DetSegResult]:
         """Detect and segment an image, folder, glob, video, camera index or in-memory image(s).
 
-        Returns one DetSegResult per image or frame (`.boxes`, `.semantic_mask`, `.plot()`), or a generator with
-        `stream=True`. With any `save*` option the outputs go to a new `project/name` folder (`self.save_dir`).
-        No source: an example image shipped with Ultralytics. `semantic`: for a PyTorch model, the semantic output
-        kind to compute, as an export of that kind would (default: the export default; an ONNX file has its own).
+        Args:
+            source: what to predict (None: an example image shipped with Ultralytics).
+            imgsz: the inference size (default: the training or export size).
+            conf: the detection confidence threshold.
+            iou: the NMS IoU threshold.
+            classes: keep only these detection classes (names or ids, 'car,2').
+            max_det: the most boxes per image.
+            device: Ultralytics' device string (ONNX: CPU, or CUDA/TensorRT where onnxruntime has them).
+            threads: ONNX Runtime intra-op threads.
+            stream: return a generator instead of a list.
+            save: save annotated images (videos as .mp4) to a new `project/name` folder (`self.save_dir`).
+            save_mask: save PNG class maps at the original size (255 = ignore).
+            save_txt: save YOLO txt boxes; `save_conf` adds the confidence.
+            save_conf: see `save_txt`.
+            save_json: write predictions.jsonl.
+            alpha: the opacity of the semantic overlay.
+            project: the parent folder of prediction runs.
+            name: the prediction run's folder name.
+            verbose: a progress bar (folders, videos) or a line per image.
+            semantic: for a PyTorch model, the semantic output kind to compute, as an export of that kind would
+                (default: the export default; an ONNX file has its own).
+
+        Returns:
+            One DetSegResult per image or frame (`.boxes`, `.semantic_mask`, `.plot()`), as a list or a generator.
+
+        Raises:
+            UserInputError: a bad source or option, or an output folder that cannot be written.
         """
         from yoloseghw.engine.predictor import DetSegPredictor, PredictionWriter
 
@@ -437,7 +435,7 @@ class YOLOSeg:
             raise UserInputError(f"--conf, --iou and --alpha must be between 0 and 1 (got {conf}, {iou}, {alpha})")
         if max_det < 1:
             raise UserInputError(f"--max-det must be at least 1, got {max_det}")
-        backend = self._backend(device, threads)
+        backend = self.backend(device, threads)
         imgsz = imgsz or self._train_imgsz()
         predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det, semantic)
         writer = None
@@ -453,43 +451,32 @@ class YOLOSeg:
         return results if stream else list(results)
 
     # ------------------------------------------------------------------ export
-    def export(
-        self,
-        format: str = "onnx",
-        *,
-        imgsz: int | None = None,
-        dynamic: bool = False,
-        simplify: bool = False,
-        opset: int | None = None,
-        batch: int = 1,
-        semantic: str = DEFAULT_SEMANTIC_OUTPUT,
-        device: str = "cpu",
-    ) -> Path:
-        """Export to ONNX beside the checkpoint (best.pt -> best.onnx): outputs `detections` and `semantic`.
+    def export(self, format: str = "onnx", **options: Any) -> Path:
+        """Export to ONNX beside the checkpoint (best.pt -> best.onnx), with outputs `detections` and `semantic` and
+        both class lists in its metadata.
 
-        `semantic` is the semantic output kind (nn/semantic_output.py): `classmap4` (default) bakes the argmax into
-        the graph at stride 4 (uint8 [B,H/4,W/4]); `classmap` at the input size; `logits8` gives the head's float
-        logits [B,nc,H/8,W/8]; predict and val resize any of them to the image.
+        Args:
+            format: the export format (`onnx`).
+            **options: the fields of `ExportOptions` (engine/exporter.py): imgsz, dynamic, simplify, opset, batch,
+                semantic (the output kind: `classmap4` by default, the argmax in the graph at stride 4), device.
+
+        Returns:
+            The exported file's path.
+
+        Raises:
+            UserInputError: an unknown format or option, or a folder that cannot be written.
         """
-        from yoloseghw.engine.exporter import export_onnx
+        from yoloseghw.engine.exporter import ExportOptions, export_onnx
 
         if format.lower() != "onnx":
             raise UserInputError(f"--format: only onnx is supported, got '{format}'")
         model = self._require_model()
         check_output_folder(self.weights.parent, "export (beside --weights)")
-        imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
-        return export_onnx(
-            model,
-            self.weights,
-            imgsz=imgsz,
-            dynamic=dynamic,
-            simplify=simplify,
-            opset=opset,
-            batch=batch,
-            semantic=semantic,
-            device=device,
-        )
+        settings = ExportOptions.of(options)
+        imgsz = round_to_stride(settings.imgsz or self._train_imgsz(), model.input_stride)
+        return export_onnx(model, self.weights, ExportOptions.of({**options, "imgsz": imgsz}))
 
+    # ------------------------------------------------------------------ compress
     def compress(
         self,
         method: str,
@@ -504,130 +491,125 @@ class YOLOSeg:
         criterion: str = "l2",
         steps: int = 1,
         finetune_epochs: int = 10,
-        semantic: str = DEFAULT_SEMANTIC_OUTPUT,
+        semantic: str | None = None,
         force: bool = False,
         **train_options: Any,
     ) -> Path:
-        """A compressed variant, written beside the checkpoint (best.pt -> best-prune30.pt / best-int8.onnx /
-        best-fp16.onnx); an existing output file is replaced only with `force`.
+        """Write a compressed variant beside the checkpoint: best-prune30.pt, best-int8.onnx or best-fp16.onnx.
 
-        `prune`: structured pruning removing the share `ratio` of GFLOPs in `steps` rounds (channel importance by
-        `criterion`), each round fine-tuned for `finetune_epochs / steps` epochs on `det` + `seg` when given (with
-        `train_options`, e.g. batch, schedule). `quantize`: INT8 (ONNX Runtime static QDQ), calibrated on `calib`
-        training images of both datasets with `calib_method`; `keep_float` names more nodes kept in float. `fp16`: half
-        the size. The ONNX variants are static-shape, batch 1, at `imgsz` (default: the training size), with the
-        semantic output kind `semantic` (see `export`).
+        Args:
+            method: `prune` (structured pruning), `quantize` (INT8, ONNX Runtime static QDQ) or `fp16`.
+            det: the detection dataset yaml (prune: fine-tuning; quantize: calibration).
+            seg: the semantic dataset yaml (prune: fine-tuning; quantize: calibration).
+            calib: quantize: calibration images, half from each dataset's train split.
+            calib_method: quantize: `minmax`, `entropy` or `percentile`.
+            keep_float: quantize: more node names kept in float besides the stem and the tails.
+            imgsz: the ONNX input size (static, batch 1; default: the training size); prune: the GFLOPs size.
+            ratio: prune: the share of GFLOPs to remove (the nearest achievable one).
+            criterion: prune: channel importance, `l1`, `l2` or `bn`.
+            steps: prune: rounds, each followed by `finetune_epochs / steps` epochs of fine-tuning.
+            finetune_epochs: prune: fine-tuning epochs in all (with `det` and `seg`).
+            semantic: quantize, fp16: the semantic output kind (see `export`).
+            force: replace an existing output file.
+            **train_options: prune: options of the fine-tuning runs (batch, schedule, ...).
+
+        Returns:
+            The output file's path.
+
+        Raises:
+            UserInputError: an unknown method, bad data or options, or an existing output without `force`.
         """
-        from yoloseghw.compress.quantize import calibration_images, check_calib_method, convert_fp16, quantize_int8
-        from yoloseghw.engine.exporter import export_onnx
+        from yoloseghw.compress.pipeline import onnx_variant, output_path, prune_checkpoint
+        from yoloseghw.engine.exporter import ExportOptions, export_onnx
 
-        if method not in COMPRESS_METHODS:
-            raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(COMPRESS_METHODS)})")
         model = self._require_model()
-        suffix = f"prune{round(ratio * 100)}.pt" if method == "prune" else f"{COMPRESS_METHODS[method]}.onnx"
-        out = self.weights.with_name(f"{self.weights.stem}-{suffix}")
-        if out.exists() and not force:
-            raise UserInputError(f"{out} exists; give --force to replace it")
+        out = output_path(self.weights, method, ratio, force)
         if method == "prune":
-            return self._prune(out, det, seg, ratio, criterion, steps, finetune_epochs, imgsz, train_options)
-        images = []
-        if method == "quantize":
-            if det is None or seg is None:
-                raise UserInputError("--method quantize calibrates on both datasets: give --det and --seg")
-            check_calib_method(calib_method)
-            images = calibration_images(load_data_config(det, "det"), load_data_config(seg, "seg"), calib)
+            if (det is None) != (seg is None):
+                raise UserInputError(
+                    "give both --det and --seg to fine-tune the pruned model (or neither to prune only)"
+                )
+            if det is not None:
+                load_data_config(det, "det"), load_data_config(seg, "seg")
+
+            def finetune(path: Path, epochs: int) -> tuple[Path, DetSegModel]:
+                tuned = YOLOSeg(path)
+                tuned.train(det, seg, project=path.parent, name=f"{path.stem}-finetune", epochs=epochs, **train_options)
+                return tuned.weights, tuned.model
+
+            return prune_checkpoint(
+                model,
+                self.ckpt,
+                out,
+                ratio=ratio,
+                criterion=criterion,
+                steps=steps,
+                finetune_epochs=finetune_epochs,
+                imgsz=imgsz or self._train_imgsz(),
+                finetune=finetune if det is not None else None,
+                source=self.weights.name,
+            )
         imgsz = round_to_stride(imgsz or self._train_imgsz(), model.input_stride)
-        with tempfile.TemporaryDirectory() as tmp:
+        settings = ExportOptions.of({"imgsz": imgsz, **({"semantic": semantic} if semantic else {})})
+
+        def export(path: Path) -> Path:
             with ultralytics_log(logging.WARNING):  # the FP32 export is a temporary step: no export report
-                fp32 = export_onnx(model, Path(tmp) / self.weights.name, imgsz=imgsz, semantic=semantic)
-            if method == "quantize":
-                return quantize_int8(fp32, out, images, calib_method, keep_float)
-            return convert_fp16(fp32, out)
+                return export_onnx(model, path, settings)
 
-    def _prune(
-        self,
-        out: Path,
-        det: Any,
-        seg: Any,
-        ratio: float,
-        criterion: str,
-        steps: int,
-        finetune_epochs: int,
-        imgsz: int | None,
-        train_options: dict[str, Any],
-    ) -> Path:
-        """Prune in `steps` rounds to `ratio` of the GFLOPs removed, fine-tuning after each round when data is given;
-        the result is a checkpoint of the pruned module itself (never rebuilt from yaml)."""
-        from ultralytics.utils.torch_utils import get_flops
+        return onnx_variant(method, out, export, self.weights.name, det, seg, calib, calib_method, keep_float)
 
-        from yoloseghw.compress.prune import check_options, prune
-
-        check_options(ratio, criterion)
-        if steps < 1 or finetune_epochs < 0:
-            raise UserInputError(
-                f"--steps must be at least 1 and --finetune-epochs at least 0 (got {steps}, {finetune_epochs})"
-            )
-        if (det is None) != (seg is None):
-            raise UserInputError("give both --det and --seg to fine-tune the pruned model (or neither to prune only)")
-        if det is not None:
-            load_data_config(det, "det"), load_data_config(seg, "seg")
-        imgsz = imgsz or self._train_imgsz()
-        model = deepcopy(self._require_model())
-        base = flops = get_flops(model, imgsz)
-        params = sum(p.numel() for p in model.parameters())
-        for k in range(1, steps + 1):
-            target = base * (1 - ratio * k / steps)  # GFLOPs after round k
-            if flops > target:
-                flops = prune(model, 1 - target / flops, criterion, imgsz)
-            ckpt = {**self.ckpt, "model": deepcopy(model).half(), "ema": None, "optimizer": None, "train_metrics": {}}
-            ckpt.pop("train_results", None)
-            write_checkpoint(out, {**ckpt, "pruning": {"ratio": ratio, "criterion": criterion, "round": k}})
-            if det is not None and finetune_epochs:
-                epochs = max(finetune_epochs // steps, 1)
-                tuned = YOLOSeg(out)
-                tuned.train(det, seg, project=out.parent, name=f"{out.stem}-finetune", epochs=epochs, **train_options)
-                shutil.copyfile(tuned.weights, out)
-                model = deepcopy(tuned.model)
-        console.print(
-            f"Pruned {self.weights.name}: GFLOPs@{imgsz} {base:.2f} -> {flops:.2f} ({1 - flops / base:.1%} "
-            f"removed, asked {ratio:.0%}), parameters {params:,} -> {sum(p.numel() for p in model.parameters()):,}"
-        )
-        if det is None or not finetune_epochs:
-            warn(
-                f"{out.name} is not fine-tuned: its accuracy drops until it is "
-                f"(yoloseg train --model {out} --det DET.yaml --seg SEG.yaml)"
-            )
-        return out
-
+    # ------------------------------------------------------------------ bench
     def bench(
         self,
         det: str | Path,
         seg: str | Path,
         *,
         variants: tuple[str | Path, ...] = (),
-        threads: int = 2,
-        batch: int = 8,
-        runs: int = 100,
-        rounds: int = 10,
-        baseline: bool = False,
-        project: str | Path = "runs/yoloseg",
+        project: str | Path = PROJECT,
         name: str = "bench",
+        **options: Any,
     ) -> dict[str, Any]:
-        """Time and validate this checkpoint against its compressed variants (those beside it and `variants`), on
-        both val sets; writes bench.json, bench.csv and bench.png to a new `project/name` folder (`self.save_dir`)."""
-        from yoloseghw.compress.bench import run_bench
+        """Time and validate this checkpoint against its compressed variants, on both val sets.
+
+        Args:
+            det: the detection dataset yaml (its val split).
+            seg: the semantic dataset yaml (its val split).
+            variants: more variant files (.pt or .onnx) besides those found beside the checkpoint.
+            project: the parent folder of the results.
+            name: the results folder's name (`bench`, `bench-2`, ...); it is `self.save_dir` afterwards.
+            **options: the fields of `BenchOptions` (compress/benchmark.py): threads, batch, runs, rounds, baseline.
+
+        Returns:
+            The results as written to bench.json: machine, image size, one row per variant and the stock models.
+
+        Raises:
+            UserInputError: bad data, variants or options.
+        """
+        from yoloseghw.compress.benchmark import BenchOptions, run_bench
 
         self._require_model()
+        unknown = set(options) - set(BenchOptions.__dataclass_fields__)
+        if unknown:
+            raise UserInputError(f"bench: unknown option(s) {', '.join(sorted(unknown))}")
         check_output_folder(project, "--project")
         self.save_dir = increment_path(Path(project) / name, exist_ok=False, sep="-")
-        kwargs = {"threads": threads, "batch": batch, "runs": runs, "rounds": rounds, "baseline": baseline}
-        return run_bench(self.weights, Path(det), Path(seg), self.save_dir, given=tuple(map(Path, variants)), **kwargs)
+        given = tuple(map(Path, variants))
+        return run_bench(self.weights, Path(det), Path(seg), self.save_dir, YOLOSeg, BenchOptions(**options), given)
 
     def compare_with(
         self, other: str | Path, source: Any, conf: float = 0.25, threads: int | None = None
     ) -> dict[str, Any]:
-        """Predict `source` with this model and with `other` (e.g. its ONNX export) at the other's image size and
-        report how well they agree (see `parity.compare_predictions`)."""
+        """Predict `source` with this model and with `other` (e.g. its ONNX export) at the other's image size.
+
+        Args:
+            other: the other model file.
+            source: the images (file, folder, glob).
+            conf: the confidence threshold of the boxes compared.
+            threads: ONNX Runtime intra-op threads.
+
+        Returns:
+            How well they agree (`parity.compare_predictions`): box match rate, class agreement, mask agreement.
+        """
         from yoloseghw.engine.parity import compare_predictions
 
         twin = YOLOSeg(other)
@@ -655,65 +637,3 @@ def class_ids(classes: list[int | str] | str | None, names: dict[int, str]) -> l
         else:
             raise UserInputError(f"--classes: unknown detection class '{item}' (classes: {', '.join(names.values())})")
     return ids
-
-
-def ultralytics_args(overrides: dict[str, Any], mode: str) -> Any:
-    """Ultralytics' args namespace (its defaults + `overrides`); an unknown key or bad value is a one-line error."""
-    try:
-        return get_cfg(DEFAULT_CFG, {**overrides, "mode": mode, "task": "detect"})
-    except (TypeError, ValueError, SyntaxError, KeyError) as e:
-        raise UserInputError(ultralytics_message(e)) from None
-
-
-def ultralytics_message(error: BaseException) -> str:
-    """Ultralytics' own error text on one line ("'x' is not a valid YOLO argument. Similar arguments are ...")."""
-    text = " ".join(str(error).replace("❌", "").split())
-    return text.split(" See ")[0].split(" Arguments received")[0].split(" Request support")[0]
-
-
-def _new_trainer(cls: type, overrides: dict[str, Any], callbacks: dict, save_dir: Path | None = None):
-    """Build the trainer; an option Ultralytics rejects there is a one-line error, and a new empty run is removed."""
-    try:
-        with ultralytics_log(logging.WARNING):  # its warnings (e.g. options a resume ignores), no setup chatter
-            trainer = cls(overrides=overrides, _callbacks=callbacks)
-        if trainer.args.amp == "bf16" and trainer.device.type != "cuda":  # Ultralytics' autocast would raise later
-            raise UserInputError(f"amp=bf16 needs a CUDA device with bfloat16 support (training on {trainer.device})")
-        return trainer
-    except (UserInputError, TypeError, ValueError, SyntaxError, KeyError, FileNotFoundError, AssertionError) as e:
-        if save_dir is not None and RANK in {-1, 0}:
-            shutil.rmtree(save_dir, ignore_errors=True)
-        if isinstance(e, UserInputError):
-            raise
-        raise UserInputError(ultralytics_message(e)) from None
-
-
-def _train_or_clean_up(trainer) -> None:
-    """Train; if bad input stops a new run before its first checkpoint, remove the (empty) run folder it made."""
-    try:
-        with ultralytics_log(logging.INFO):  # Ultralytics' epoch progress bars and log (setup stays quiet)
-            trainer.train()
-    except (UserInputError, AssertionError, ValueError, NotImplementedError) as e:  # NotImplemented: --optimizer
-        if not trainer.resume and not trainer.last.exists() and RANK in {-1, 0}:
-            shutil.rmtree(trainer.save_dir, ignore_errors=True)
-        if isinstance(e, UserInputError):
-            raise
-        raise UserInputError(ultralytics_message(e)) from None
-    except KeyboardInterrupt:
-        if trainer.last.exists():
-            console.print(f"Interrupted. Continue with: yoloseg train --resume {trainer.save_dir}")
-        raise
-
-
-def _new_run_folder(run: Path, options: dict[str, Any]) -> tuple[Path, Path]:
-    """A new run folder (`run`, or run-2, run-3, ... when taken) holding the run's pair yaml."""
-    save_dir = increment_path(run, exist_ok=False, sep="-", mkdir=True)
-    return save_dir, write_pair(save_dir / PAIR_FILE, options["det"], options["seg"], options)
-
-
-def make_demo_if_missing(root: Path) -> tuple[Path, Path]:
-    """The demo pair under `root`, generated on first use."""
-    det, seg = root / "demo-det" / "demo-det.yaml", root / "demo-seg" / "demo-seg.yaml"
-    if not (det.is_file() and seg.is_file()):
-        console.print(f"Generating the built-in demo datasets in {root} ...")
-        det, seg = make_demo(root)
-    return det, seg

@@ -20,6 +20,7 @@ import torch
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import nms, ops
 
+from yoloseghw.data.inputs import network_input
 from yoloseghw.data.sources import Source
 from yoloseghw.engine.results import DetSegResult
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend
@@ -55,8 +56,7 @@ class DetSegPredictor:
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
         """BGR uint8 images -> letterboxed RGB float batch [B,3,imgsz,imgsz] in 0-1."""
-        batch = np.stack([self.letterbox(image=im) for im in images])[..., ::-1].transpose(0, 3, 1, 2)
-        return torch.from_numpy(np.ascontiguousarray(batch)).float().div_(255)
+        return torch.from_numpy(network_input(images, self.letterbox))
 
     def postprocess(
         self, det: Any, seg: torch.Tensor, img: torch.Tensor, images: list[np.ndarray], paths: list[str], frames: list

@@ -9,64 +9,50 @@ tagged with their task, and `model(batch)` applies each loss only to the images 
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import logging
 import math
 import os
-import subprocess
 from copy import deepcopy
-from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn, optim
-from ultralytics.engine import trainer as ultralytics_trainer
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.models.yolo.semantic import SemanticSegmentationTrainer
 from ultralytics.utils import DEFAULT_CFG, RANK
-from ultralytics.utils.torch_utils import (
-    TORCH_2_13,
-    EarlyStopping,
-    get_torch_device_backend,
-    intersect_dicts,
-    torch_distributed_zero_first,
-    unwrap_model,
-)
+from ultralytics.utils.torch_utils import intersect_dicts, torch_distributed_zero_first, unwrap_model
 
-from yoloseghw.continual.distill import Distillation, frozen_copy
-from yoloseghw.continual.ewc import ElasticWeights, diagonal_fisher
+from yoloseghw.continual import phases
+from yoloseghw.continual.distill import DISTILL_LOSS, frozen_copy
+from yoloseghw.continual.ewc import EWC_LOSS
 from yoloseghw.continual.forgetting import forgetting_report, write_report
 from yoloseghw.continual.forgetting import print_report as print_forgetting
 from yoloseghw.data.dataset import build_dataset, build_loader
 from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, ValLoaders
 from yoloseghw.data.pair import load_pair
+from yoloseghw.engine import distributed
 from yoloseghw.engine.checkpoint import load_model, strip_in_place
-from yoloseghw.engine.distributed import (
-    HostDDP,
-    join_process_group,
-    launched_by_torchrun,
-    local_cuda_index,
-    local_rank,
-    run_launcher,
-    world_size,
-)
+from yoloseghw.engine.distributed import HostDDP, launched_by_torchrun, local_rank, world_size
 from yoloseghw.engine.validator import DetSegValidator, val_loader
 from yoloseghw.nn.loss import BATCH_TASKS
 from yoloseghw.nn.tasks import DetSegModel
-from yoloseghw.utils.console import console, print_error, ultralytics_log, warn
+from yoloseghw.utils.console import console, warn
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path, remove_stale_temporaries
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 from yoloseghw.utils.options import TASKS
 from yoloseghw.utils.plots import plot_results
+from yoloseghw.utils.ultralytics import (
+    TrainerHooks,
+    ddp_wrapper,
+    loader_of,
+    semantic_class_counts,
+    semantic_class_weights,
+    ultralytics_log,
+)
 
 START_FILE = "start_metrics.json"  # schedule `single`: the starting weights' val metrics
-EWC_BATCHES = 32  # first-task train batches that estimate the Fisher information
 
 
 class TaskLossMeter:
@@ -95,7 +81,7 @@ class TaskLossMeter:
         return out
 
 
-class DetSegTrainer(DetectionTrainer):
+class DetSegTrainer(TrainerHooks):
     """Trains a DetSegModel with Ultralytics' own loop; yoloseg's options travel in the pair yaml (`args.data`).
 
     Schedules (`alternate`, `phased`, `joint`) decide which dataset each step draws (`TaskPlan`). In `phased`, phase
@@ -195,8 +181,8 @@ class DetSegTrainer(DetectionTrainer):
         model = unwrap_model(self.model)
         model.seg_names = self.data["seg_names"]
         model.seg_weight = self.options["seg_weight"]
-        model.distill = self.options["distill"]  # the loss logs distill_loss from the first step
-        model.ewc_strength = self.options["ewc"]  # ... and ewc_loss
+        # the loss terms a run logs from its first step (each zero until it starts)
+        model.loss_term_names = tuple(n for n, on in ((DISTILL_LOSS, "distill"), (EWC_LOSS, "ewc")) if self.options[on])
         model.seg_data_yaml = self.data["seg"]["yaml_path"]
 
     def set_class_weights(self) -> None:
@@ -210,15 +196,10 @@ class DetSegTrainer(DetectionTrainer):
             np.concatenate([lb["cls"].flatten() for lb in datasets["det"].labels], 0).astype(int),
             minlength=len(self.data["names"]),
         ).astype(np.float32)
-        shim = SimpleNamespace(
-            args=self.args,
-            data={"nc": len(self.data["seg_names"])},
-            train_loader=SimpleNamespace(dataset=datasets["seg"]),
-        )
-        seg_counts = SemanticSegmentationTrainer.get_class_counts(shim)
+        seg_counts = semantic_class_counts(self.args, datasets["seg"], len(self.data["seg_names"]))
         for attr, counts, compute in (
             ("class_weights", det_counts, DetectionTrainer.compute_class_weights),
-            ("seg_class_weights", seg_counts, SemanticSegmentationTrainer.compute_class_weights),
+            ("seg_class_weights", seg_counts, semantic_class_weights),
         ):
             if counts.any():
                 weights = compute(self, counts)
@@ -251,85 +232,76 @@ class DetSegTrainer(DetectionTrainer):
 
     # ------------------------------------------------------------------ schedule
     def train(self) -> None:
-        """Ultralytics' train. With several GPUs its launcher starts one worker per GPU (this run folder, which holds
-        the pair yaml, is kept for them); a worker stopped by bad input prints one line and exits with code 2."""
+        """Ultralytics' train: with several GPUs its launcher starts one worker per GPU; under torchrun a rank stopped
+        by bad input prints one line and exits with code 2."""
         if self.ddp:
-            resume, self.resume = self.resume, True  # Ultralytics' launcher empties a new run folder unless resuming
-            try:
-                with mock.patch.object(ultralytics_trainer, "subprocess", SimpleNamespace(run=run_launcher)):
-                    return super().train()
-            except subprocess.CalledProcessError as e:
-                raise UserInputError(
-                    f"DDP training stopped: torchrun exited with code {e.returncode} (the workers' output is above)"
-                ) from None
-            finally:
-                self.resume = resume
-        if not launched_by_torchrun():
-            return super().train()
-        try:
-            return super().train()
-        except UserInputError as e:  # torchrun stops the other ranks when this one exits
-            print_error(f"{e} (rank {RANK})")
-            raise SystemExit(2) from None
+            return distributed.launch_workers(self, super().train)
+        if launched_by_torchrun():
+            return distributed.train_as_rank(super().train)
+        return super().train()
 
-    def _setup_ddp(self) -> None:
-        """Ultralytics' DDP setup on GPUs; gloo on the CPU; and only this rank's GPU when `yoloseg train` under
-        torchrun joined the process group already (to share the run folder)."""
-        if self.device.type != "cpu" and not dist.is_initialized():
-            return super()._setup_ddp()
-        join_process_group(self.args.device)
-        if self.device.type != "cpu":
-            self.device = torch.device("cuda", local_cuda_index(self.args.device))
-            self.accelerator = get_torch_device_backend(self.device)
+    def setup_ddp(self, base) -> None:
+        """Ultralytics' DDP set-up, or gloo on the CPU, or this rank's GPU of a torchrun launch."""
+        distributed.setup_ddp(self, base)
 
-    def _setup_train(self) -> None:
+    def setup_scheduler(self, base) -> None:
+        """Ultralytics' linear or cosine LR schedule, times `lr_scale` from phase two of `phased` on."""
+        base()
+        if self.boundary is not None:
+            self.lf = phases.phased_lr(self.lf, self.options["lr_scale"], self.boundary)
+            self.scheduler = optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
+
+    def setup_train(self, base) -> None:
         """Ultralytics' setup; in `phased`, `freeze` waits for phase two (phase one trains every layer). A torchrun
         launch trains through DDP whatever its size: one process too, and CPU processes."""
         freeze = self.args.freeze
         if self.boundary is not None:
             self.args.freeze = None
-        one_process_ddp = launched_by_torchrun() and self.world_size == 1  # Ultralytics' DDP needs world_size > 1
-        if one_process_ddp:
+        one_process = distributed.one_process_ddp(self)
+        if one_process:
             self._setup_ddp()
         try:
             # bad input found while building datasets stays one line; Ultralytics wraps the model as
             # DistributedDataParallel(model, device_ids=[device.index]), which HostDDP also takes for a CPU model
-            with ultralytics_log(logging.ERROR), mock.patch.object(nn.parallel, "DistributedDataParallel", HostDDP):
-                super()._setup_train()
+            with ultralytics_log(logging.ERROR), ddp_wrapper(HostDDP):
+                base()
         finally:
             self.args.freeze = freeze
-        if one_process_ddp:  # wrapped as Ultralytics wraps for several processes
-            compiled = bool(self.args.compile)
-            options = {"forward_sync_buffers" if TORCH_2_13 else "broadcast_buffers": False, "static_graph": compiled}
-            self.model = HostDDP(self.model, [self.device.index], find_unused_parameters=not compiled, **options)
+        if one_process:
+            distributed.wrap_model(self)
         if RANK in {-1, 0}:
-            loader, group = self.train_loader, self.optimizer.param_groups[0]
-            sizes = ", ".join(
-                f"{t}: {len(d)} images ({loader.batches[t]} batches)" for t, d in loader.dataset.by_task.items()
-            )
-            console.print(
-                f"[bold]yoloseg[/] {self.plan.kind} schedule. {sizes}. An epoch = {self.plan.describe(loader.batches)}."
-            )
-            console.print(
-                f"Optimizer {type(self.optimizer).__name__} lr0={group['initial_lr']:.6g} "
-                f"(optimizer={self.args.optimizer}), an optimizer step every {self.accumulate} batches (nbs "
-                f"{self.args.nbs}), {self.epochs} epochs, imgsz {self.args.imgsz}, results to {self.save_dir}"
-            )
-            if (self.options["lr_shared"], self.options["lr_head"]) != (1.0, 1.0):
-                console.print(
-                    f"LR x{self.options['lr_shared']} for the shared layers, x{self.options['lr_head']} for the heads"
-                )
+            self._print_plan()
         if self.plan.kind == "single":
             self.start_metrics = self._start_metrics()
             if self.options["ewc"]:
-                self._anchor_weights()
+                phases.anchor_weights(self)
         if self.options["distill"]:
             if self.options["teacher"]:
-                self._start_distillation(self._teacher_from(self.options["teacher"]), self.options["teacher"])
+                teacher = self._teacher_from(self.options["teacher"])
+                phases.start_distillation(self, teacher, self.options["teacher"])
             elif self.plan.kind == "single":
-                self._start_distillation(frozen_copy(self.ema.ema), "the starting weights (a frozen copy)")
+                phases.start_distillation(self, frozen_copy(self.ema.ema), "the starting weights (a frozen copy)")
             elif self.boundary is None:
-                self._start_distillation(None, "the EMA model")
+                phases.start_distillation(self, None, "the EMA model")
+
+    def _print_plan(self) -> None:
+        """The start-of-run lines: the schedule, the datasets, what an epoch is, the optimizer."""
+        loader, group = self.train_loader, self.optimizer.param_groups[0]
+        sizes = ", ".join(
+            f"{t}: {len(d)} images ({loader.batches[t]} batches)" for t, d in loader.dataset.by_task.items()
+        )
+        console.print(
+            f"[bold]yoloseg[/] {self.plan.kind} schedule. {sizes}. An epoch = {self.plan.describe(loader.batches)}."
+        )
+        console.print(
+            f"Optimizer {type(self.optimizer).__name__} lr0={group['initial_lr']:.6g} "
+            f"(optimizer={self.args.optimizer}), an optimizer step every {self.accumulate} batches (nbs "
+            f"{self.args.nbs}), {self.epochs} epochs, imgsz {self.args.imgsz}, results to {self.save_dir}"
+        )
+        if (self.options["lr_shared"], self.options["lr_head"]) != (1.0, 1.0):
+            console.print(
+                f"LR x{self.options['lr_shared']} for the shared layers, x{self.options['lr_head']} for the heads"
+            )
 
     def _start_metrics(self) -> dict[str, float] | None:
         """`single`: both val sets' metrics of the starting weights (what the old task knew), measured once and kept
@@ -370,23 +342,6 @@ class DetSegTrainer(DetectionTrainer):
                 optimizer.add_param_group({**group, "params": part, "lr": group["lr"] * scale})
         return optimizer
 
-    def _anchor_weights(self) -> None:
-        """EWC: the first task's Fisher information (its train batches, at most EWC_BATCHES) at the current weights,
-        which from now on anchor every parameter it reached."""
-        task = self.plan.order[0]
-        loader = self.train_loader.loaders[task]
-        n = min(len(loader), EWC_BATCHES)
-        model = unwrap_model(self.model)
-        batches = ({**b, "task": task} for b in itertools.islice(iter(loader), n))
-        no_sync = self.model.no_sync() if hasattr(self.model, "no_sync") else contextlib.nullcontext()
-        with no_sync:  # gradients of this rank only, averaged over ranks afterwards
-            fisher = diagonal_fisher(model, batches, self.preprocess_batch)
-        model.ewc = ElasticWeights(model, fisher, self.options["ewc"])
-        if RANK in {-1, 0}:
-            console.print(
-                f"EWC: Fisher information of the {task} loss from {n} batches; strength {self.options['ewc']}"
-            )
-
     def _teacher_from(self, path: str) -> DetSegModel:
         """A frozen teacher from a yoloseg checkpoint with this run's class counts."""
         model = load_model(path, "--teacher")[0]
@@ -399,80 +354,17 @@ class DetSegTrainer(DetectionTrainer):
             )
         return frozen_copy(model).to(self.device)
 
-    def _start_distillation(self, teacher: DetSegModel | None, source: str) -> None:
-        """From this step on, `teacher` (None: the EMA model of each step) supervises the head each batch has no
-        labels for (Learning without Forgetting)."""
-        o = self.options
-        current = (lambda: self.ema.ema) if teacher is None else (lambda: teacher)  # a resume replaces the EMA
-        unwrap_model(self.model).distillation = Distillation(
-            current, o["distill_t"], o["distill_weight"], o["pseudo_conf"]
-        )
-        if RANK in {-1, 0}:
-            console.print(
-                f"Distillation from {source}: on det batches the semantic head learns its soft class maps (KL, T="
-                f"{o['distill_t']}), on seg batches Detect learns its boxes above conf {o['pseudo_conf']}; weight "
-                f"{o['distill_weight']}"
-            )
-
-    def _setup_scheduler(self) -> None:
-        """Ultralytics' linear or cosine LR schedule, times `lr_scale` from phase two of `phased` on."""
-        super()._setup_scheduler()
-        if self.boundary is not None:
-            base, scale, boundary = self.lf, self.options["lr_scale"], self.boundary
-            self.lf = lambda x: base(x) * (scale if x >= boundary else 1.0)
-            self.scheduler = optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
-
     def _start_epoch(self) -> None:
         """on_train_epoch_start: tell the loader the epoch, reset the loss meter, apply the phase of `phased`."""
         self.train_loader.set_epoch(self.epoch)
         self.meter = None
-        if self.boundary is None:
-            return
-        if self.epoch < self.boundary:
-            self.stopper.patience = math.inf  # phase one never stops the run: the second task must train
-        elif not self.phase_two_started:
-            self._enter_phase_two()
-
-    def _enter_phase_two(self) -> None:
-        """Start from the EMA weights (the validated model), freeze `freeze` layers, keep them and the idle head
-        out of the EMA (the idle head trains, and is averaged, under `distill`, whose teacher is a frozen copy of the
-        phase-one model unless `teacher` is given), and count early stopping from here."""
-        model = unwrap_model(self.model)
-        model.load_state_dict(self.ema.ema.state_dict())
-        freeze = self.args.freeze
-        layers = list(freeze) if isinstance(freeze, list) else list(range(freeze or 0))
-        self.freeze_layer_names = [f"model.{x}." for x in layers] + [".dfl"]
-        for name, p in model.named_parameters():
-            if any(f in name for f in self.freeze_layer_names):
-                p.requires_grad = False
-        idle = f"model.{model.model[-1].i}." if self.plan.order[0] == "det" else "semantic."
-        distill = self.options["distill"]
-        fixed = tuple(f for f in self.freeze_layer_names if f.startswith("model.")) + (() if distill else (idle,))
-        ema_v, model_v = [], []
-        model_state = model.state_dict()
-        for k, v in self.ema.ema.state_dict().items():
-            if v.dtype.is_floating_point and not k.startswith(fixed):
-                ema_v.append(v)
-                model_v.append(model_state[k])
-        self.ema._pairs = ema_v, model_v  # ModelEMA's cached pairs: the fixed tensors are never averaged
-        self.stopper = EarlyStopping(patience=self.args.patience)
-        self.stopper.best_epoch = self.epoch  # patience counts from the start of phase two
-        self.phase_two_started = True
-        if self.options["ewc"]:
-            self._anchor_weights()
-        if distill and not self.options["teacher"]:
-            self._start_distillation(frozen_copy(self.ema.ema), "the phase-one model (a frozen copy of its EMA)")
-        if RANK in {-1, 0}:
-            console.print(
-                f"Phase two ({self.plan.order[1]}): from the EMA weights, layers {layers[0] if layers else '-'}"
-                f"-{layers[-1] if layers else '-'} frozen, LR x{self.options['lr_scale']}"
-            )
+        phases.start_epoch(self)
 
     def _track_losses(self) -> None:
         """on_train_batch_end: make `tloss` the exact mean of each task's losses over the steps that trained it."""
         if self.meter is None:
             self.meter = TaskLossMeter(unwrap_model(self.model).criterion.names)
-        self.meter.add((*self.step_tasks, "distill", "ewc"), self.loss_items)
+        self.meter.add((*self.step_tasks, *unwrap_model(self.model).loss_term_names), self.loss_items)
         self.tloss = self.meter.means(self.loss_items)
 
     def validate(self) -> tuple[dict | None, float | None]:
@@ -530,24 +422,10 @@ class DetSegTrainer(DetectionTrainer):
 
     def plot_training_labels(self) -> None:
         """labels.jpg of the detection set (Ultralytics' plot); the semantic set's class pixels are in `data check`."""
-        with override_loader_dataset(self, self.train_loader.dataset.by_task["det"]):
+        with loader_of(self, self.train_loader.dataset.by_task["det"]):
             super().plot_training_labels()
 
     def plot_training_samples(self, batch: dict, ni: int) -> None:
         """Ultralytics' mosaic of training images with their boxes (detection batches only)."""
         if batch["task"] == "det":
             super().plot_training_samples(batch, ni)
-
-
-class override_loader_dataset:
-    """Context: `trainer.train_loader` seen as a loader of one dataset (for Ultralytics' per-dataset plots)."""
-
-    def __init__(self, trainer: DetSegTrainer, dataset: Any):
-        self.trainer, self.dataset = trainer, dataset
-
-    def __enter__(self) -> None:
-        self.saved = self.trainer.train_loader
-        self.trainer.train_loader = SimpleNamespace(dataset=self.dataset)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.trainer.train_loader = self.saved

@@ -16,6 +16,7 @@ from yoloseghw.data.multitask import task_args
 from yoloseghw.nn.backends import OnnxBackend, TorchBackend
 from yoloseghw.utils.console import make_progress
 from yoloseghw.utils.metrics import DET_KEYS, SEG_KEYS, combined_fitness
+from yoloseghw.utils.ultralytics import prepare_validator
 
 
 def val_loader(args: Any, data: dict, task: str, stride: int, rect: bool = True) -> Any:
@@ -59,7 +60,7 @@ class DetSegValidator:
             vargs = task_args(args, task)
             vargs.plots = vargs.save_json = vargs.save_txt = False
             validator = cls(dataloader=loader, save_dir=self.save_dir, args=copy(vargs))
-            validator.data, validator.training = data, True
+            validator.data = data
             self.validators[task] = validator
 
     def __call__(self, trainer: Any = None, model: Any = None) -> dict[str, float] | None:
@@ -95,8 +96,7 @@ class DetSegValidator:
 
     def _run(self, task, validator, backend, progress, label) -> dict[str, float]:
         names = backend.det_names if task == "det" else backend.seg_names
-        validator.device = backend.device
-        validator.init_metrics(SimpleNamespace(names=names, end2end=backend.end2end))
+        prepare_validator(validator, validator.data, backend.device, names, backend.end2end)
         loader = validator.dataloader
         bar = progress.add_task(f"{label} [{task}]", total=len(loader), info="")
         for batch in loader:

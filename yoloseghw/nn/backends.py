@@ -21,7 +21,9 @@ from yoloseghw.nn.semantic_output import SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import shorten
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.ultralytics import device_error_text
 
+METADATA_KEY = "yoloseg"  # in every yoloseg ONNX file's metadata; its value is the yoloseg version that wrote it
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -37,7 +39,7 @@ def torch_device(device: str | torch.device) -> torch.device:
     try:
         return select_device(device, verbose=False)
     except ValueError as e:
-        reason = str(e).split(". ")[0].replace("'", "")
+        reason = device_error_text(e)
         raise UserInputError(
             f"--device {device}: {reason} (torch sees {torch.cuda.device_count()} CUDA devices)"
         ) from None
@@ -86,13 +88,9 @@ class OnnxBackend:
             raise UserInputError(f"--weights: ONNX file not found: {self.path}")
         if threads is not None and threads < 1:
             raise UserInputError(f"--threads must be at least 1, got {threads}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         self.providers = choose_providers(device, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=self.providers)
+            self.session = ort_session(self.path, threads, self.providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             reason = shorten(str(e))
             raise UserInputError(f"--weights: {self.path} is not a loadable ONNX model ({reason})") from None
@@ -121,6 +119,18 @@ class OnnxBackend:
         return torch.from_numpy(det).float(), torch.from_numpy(seg)
 
 
+def ort_session(path: str | Path, threads: int | None, providers: list[str] | None = None) -> Any:
+    """An ONNX Runtime session of `path` with `threads` intra-op threads (None: onnxruntime's choice) and one
+    inter-op thread, on `providers` (default: the CPU)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+
+
 def choose_providers(device: str, available: list[str]) -> list[str]:
     """ONNX Runtime providers for `device`: CPU only for 'cpu', else the best of TensorRT > CUDA > CPU present."""
     device = str(device).lower().strip()
@@ -134,8 +144,6 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
 
 def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
     """Parse the yoloseg keys of an ONNX file's metadata; UserInputError when the file was not written by yoloseg."""
-    from yoloseghw.engine.exporter import METADATA_KEY
-
     if METADATA_KEY not in meta:
         raise UserInputError(
             f"--weights: {path} has no yoloseg metadata (export it with `yoloseg export`; "

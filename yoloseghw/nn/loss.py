@@ -4,22 +4,33 @@ from __future__ import annotations
 
 from copy import copy
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.loss import SemanticSegmentationLoss
 
-from yoloseghw.continual.distill import DISTILL_LOSS
-from yoloseghw.continual.ewc import EWC_LOSS
+from yoloseghw.utils.options import TASKS
 
 if TYPE_CHECKING:
-    from yoloseghw.continual.distill import Distillation
     from yoloseghw.nn.tasks import DetSegModel
 
-TASKS = ("det", "seg")
 BATCH_TASKS = {"det": ("det",), "seg": ("seg",), "joint": TASKS}  # batch['task'] -> the heads it trains
 SEG_LOSS_NAMES = ("ce_loss", "dice_loss", "aux_loss")
+
+
+class LossTerm(Protocol):
+    """An extra training loss term (continual/ implements distillation and EWC), added by `DetSegModel.loss`.
+
+    Its loss item `name` is logged per image from the first step of a run (zero while the term is not active)."""
+
+    name: str
+
+    def heads(self, task: str) -> tuple[str, ...]:
+        """The heads the student must run on a batch of `task` ('det', 'seg' or 'joint') for this term."""
+
+    def __call__(self, model: DetSegModel, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
+        """The term for one batch, scaled as Ultralytics scales its losses (a sum over the batch's images)."""
 
 
 class DetSegLoss:
@@ -28,9 +39,8 @@ class DetSegLoss:
     The detection criterion is the model family's own (v8 or YOLO26's end-to-end), built as `DetectionModel` builds
     it (it reads `model.class_weights`); the semantic one is `SemanticSegmentationLoss` on the semantic head with
     `model.seg_class_weights`. Loss items always carry every name of both tasks, as Ultralytics' trainer expects a
-    fixed set; the task a batch does not train repeats its last value, so running means stay per task. With
-    `model.distill` the items carry `distill_loss` too (group 'distill'), zero on steps without a teacher; with
-    `model.ewc_strength`, `ewc_loss` (group 'ewc').
+    fixed set; the task a batch does not train repeats its last value, so running means stay per task. The names of
+    the model's extra loss terms (`model.loss_term_names`) are groups of one item each; `DetSegModel.loss` adds them.
     """
 
     def __init__(self, model: DetSegModel):
@@ -45,18 +55,12 @@ class DetSegLoss:
         self.seg_weight = float(getattr(model, "seg_weight", 1.0))
         det_names = getattr(self.det, "loss_names", None) or self.det.one2one.loss_names
         self.names = {"det": tuple(det_names), "seg": SEG_LOSS_NAMES}
-        if getattr(model, "distill", False):
-            self.names["distill"] = (DISTILL_LOSS,)
-        if getattr(model, "ewc_strength", 0):  # the term itself is added by DetSegModel.loss
-            self.names["ewc"] = (EWC_LOSS,)
         device = next(model.parameters()).device
         self.last = {name: torch.zeros((), device=device) for names in self.names.values() for name in names}
+        self.names.update({name: (name,) for name in getattr(model, "loss_term_names", ())})
 
-    def __call__(
-        self, preds: tuple[Any, Any], batch: dict, distillation: Distillation | None = None
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(loss to backpropagate, loss items of both tasks) for a 'det', 'seg' or 'joint' batch, plus the
-        `distillation` term for the head the batch has no labels for."""
+    def __call__(self, preds: tuple[Any, Any], batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss to backpropagate, loss items of both tasks) for a 'det', 'seg' or 'joint' batch."""
         det_preds, seg_preds = preds
         total = None
         for task in BATCH_TASKS[batch["task"]]:
@@ -68,12 +72,6 @@ class DetSegLoss:
                 loss = self.seg_weight * loss
             total = loss if total is None else total + loss
             self.last.update({k: v.detach() for k, v in items.items()})
-        if "distill" in self.names:
-            term = torch.zeros((), device=total.device)
-            if distillation is not None and batch["task"] != "joint":
-                term = distillation(self.det, preds, batch)
-            total = total + term
-            self.last[DISTILL_LOSS] = term.detach() / len(batch["img"])  # per image, as Ultralytics logs its items
         return total, dict(self.last)
 
     @property

@@ -15,10 +15,11 @@ from ultralytics.nn.modules.head import SemanticSegment
 from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 from ultralytics.utils.torch_utils import fuse_conv_and_bn, initialize_weights
 
-from yoloseghw.continual.ewc import EWC_LOSS
-from yoloseghw.nn.loss import BATCH_TASKS, TASKS, DetSegLoss
+from yoloseghw.nn.loss import BATCH_TASKS, DetSegLoss, LossTerm
 from yoloseghw.nn.semantic_head import DEFAULT_SEG_HEAD, seg_head_class
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.options import TASKS
+from yoloseghw.utils.ultralytics import known_module
 
 
 class DetSegModel(DetectionModel):
@@ -28,6 +29,8 @@ class DetSegModel(DetectionModel):
     losses, export flags) keeps working; the semantic head lives in `self.semantic`.
     Eval forward returns `(detections, semantic_logits)`; `model(batch)` returns the loss of the batch's task(s).
     `class_weights` (Ultralytics' cls_pw weights) belong to Detect, `seg_class_weights` to the semantic head.
+    Extra loss terms (`loss_terms`, training only: distillation, EWC) are added to that loss; `loss_term_names` names
+    the ones a run logs from its first step.
     """
 
     def __init__(
@@ -44,6 +47,8 @@ class DetSegModel(DetectionModel):
         self.seg_names = {i: f"class{i}" for i in range(seg_nc)}
         self.seg_class_weights: torch.Tensor | None = None  # cls_pw pixel-frequency weights (Ultralytics' semantic)
         self.step: tuple[tuple[str, ...], int | None] = (TASKS, None)
+        self.loss_term_names: tuple[str, ...] = ()
+        self.loss_terms: dict[str, LossTerm] = {}
         if verbose:
             self.info()
 
@@ -71,10 +76,13 @@ class DetSegModel(DetectionModel):
         """Detection class names (Ultralytics' `names`)."""
         return self.names
 
-    def _predict_once(self, x: torch.Tensor, profile: bool = False, embed: list | None = None) -> Any:
-        """Run backbone + neck + the heads; in training, only the heads of `self.step` (set for torch.compile)."""
-        if getattr(self, "semantic", None) is None or profile or embed:
-            return super()._predict_once(x, profile, embed)  # stride pass in __init__, profiling, embeddings
+    def predict(self, x: torch.Tensor, profile: bool = False, augment: bool = False, embed: list | None = None) -> Any:
+        """Run backbone + neck + the heads; in training, only the heads of `self.step` (set for torch.compile).
+
+        Ultralytics' own pass serves the stride pass in `__init__` (no semantic head yet), profiling, embeddings and
+        test-time augmentation (detection only)."""
+        if getattr(self, "semantic", None) is None or profile or augment or embed:
+            return super().predict(x, profile, augment, embed)
         tasks, n_det = getattr(self, "step", (TASKS, None)) if self.training else (TASKS, None)
         return self.forward_heads(x, tasks, n_det)
 
@@ -108,32 +116,33 @@ class DetSegModel(DetectionModel):
         return DetSegLoss(self)
 
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss of the task(s) the batch is labelled for (`batch['task']`: 'det', 'seg' or 'joint'), plus, while a
-        teacher is set (`self.distillation`, training only), the distillation term for the other head, and the EWC
-        penalty once the first task's weights are anchored (`self.ewc`)."""
+        """Loss of the task(s) the batch is labelled for (`batch['task']`: 'det', 'seg' or 'joint'), plus each extra
+        term of `loss_term_names` that is active (in `loss_terms`, training only; zero otherwise), logged per image."""
         if getattr(self, "criterion", None) is None:
             self.criterion = self.init_criterion()
-        distillation = getattr(self, "distillation", None) if self.training else None
         if preds is None:
             preds = self.forward_heads(batch["img"], self.training_heads(batch["task"]), batch.get("n_det"))
-        loss, items = self.criterion(preds, batch, distillation)
-        if getattr(self, "ewc_strength", 0):  # logged from the first step, zero until the first task has ended
-            ewc = getattr(self, "ewc", None) if self.training else None
-            term = ewc(self, len(batch["img"])) if ewc is not None else torch.zeros((), device=loss.device)
-            loss, items = loss + term, {**items, EWC_LOSS: term.detach() / len(batch["img"])}  # logged per image
+        loss, items = self.criterion(preds, batch)
+        terms = self.active_terms()
+        for name in getattr(self, "loss_term_names", ()):
+            term = terms[name](self, preds, batch) if name in terms else torch.zeros((), device=loss.device)
+            loss = loss + term
+            items[name] = term.detach() / len(batch["img"])  # per image, as Ultralytics logs its items
         return loss, items
 
+    def active_terms(self) -> dict[str, LossTerm]:
+        """The extra loss terms at work: those set in `loss_terms`, in training only."""
+        return getattr(self, "loss_terms", {}) if self.training else {}
+
     def training_heads(self, task: str) -> tuple[str, ...]:
-        """The heads a training step runs: those the batch has labels for, and both while a teacher distills."""
-        if getattr(self, "distillation", None) is not None and task != "joint":
-            return TASKS
-        return BATCH_TASKS[task]
+        """The heads a training step runs: those the batch has labels for, and those an active loss term needs."""
+        heads = set(BATCH_TASKS[task]).union(*(term.heads(task) for term in self.active_terms().values()))
+        return tuple(t for t in TASKS if t in heads)
 
     def __getstate__(self) -> dict:
-        """Pickles and copies leave out the training-time teacher (`distillation`) and EWC anchors (`ewc`)."""
+        """Pickles and copies leave out the training-time loss terms (a teacher, EWC anchors)."""
         state = self.__dict__.copy()
-        state.pop("distillation", None)
-        state.pop("ewc", None)
+        state.pop("loss_terms", None)
         return state
 
     def adapt_heads(self, det_names: dict[int, str], seg_names: dict[int, str]) -> list[str]:
@@ -203,23 +212,11 @@ def load_model_cfg(name: str | Path | dict) -> dict:
     if not layers or not all(isinstance(layer, list) and len(layer) == 4 for layer in layers):
         raise UserInputError(f"--model: {name} needs backbone and head lists of [from, repeats, module, args] rows")
     for layer in layers:
-        if not _known_module(str(layer[2])):
+        if not known_module(str(layer[2])):
             raise UserInputError(f"--model: {name} names an unknown module '{layer[2]}'")
     if layers[-1][2] != "Detect":
         raise UserInputError(f"--model: {name} is not a detection model yaml (its last layer is {layers[-1][2]})")
     return cfg
-
-
-def _known_module(name: str) -> bool:
-    """Whether Ultralytics' parse_model resolves `name`: nn.X, torchvision.ops.X, or a name in ultralytics.nn.tasks."""
-    import torchvision
-    from ultralytics.nn import tasks
-
-    if name.startswith("nn."):
-        return hasattr(nn, name[3:])
-    if name.startswith("torchvision.ops."):
-        return hasattr(torchvision.ops, name[16:])
-    return name in vars(tasks)
 
 
 def build_model(cfg: str | Path | dict, det_nc: int, seg_nc: int, verbose: bool = False) -> DetSegModel:

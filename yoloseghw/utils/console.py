@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
@@ -57,45 +54,3 @@ def fit_info(text: str) -> str:
 def warn(message: str) -> None:
     """One-line warning (Ultralytics' own logger is quiet under YOLO_VERBOSE=False)."""
     console.print(f"[yellow]Warning:[/] {escape(plain(message))}", soft_wrap=True)
-
-
-@contextmanager
-def ultralytics_log(level: int = logging.INFO) -> Iterator[None]:
-    """Ultralytics' log at `level` (INFO also shows its progress bars; yoloseg keeps it at ERROR otherwise)."""
-    import ultralytics.utils as ultralytics_utils
-
-    logger, verbose = ultralytics_utils.LOGGER, ultralytics_utils.VERBOSE
-    level = max(level, logging.WARNING) if RANK > 0 else level  # under DDP, rank 0 logs for all
-    levels = [logger.level, *(h.level for h in logger.handlers)]
-    ultralytics_utils.VERBOSE = level <= logging.INFO
-    for item in (logger, *logger.handlers):
-        item.setLevel(level)
-    try:
-        yield
-    finally:
-        ultralytics_utils.VERBOSE = verbose
-        for item, saved in zip((logger, *logger.handlers), levels):
-            item.setLevel(saved)
-
-
-@contextmanager
-def ultralytics_warnings(prefix: str) -> Iterator[list[str]]:
-    """Collect (instead of printing) the warnings Ultralytics' logger gives that contain `prefix`."""
-    import ultralytics.utils as ultralytics_utils
-
-    caught: list[str] = []
-
-    class Catch(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            message = plain(record.getMessage())
-            if prefix in message:
-                caught.append(message)
-                return False
-            return True
-
-    catch = Catch()
-    ultralytics_utils.LOGGER.addFilter(catch)
-    try:
-        yield caught
-    finally:
-        ultralytics_utils.LOGGER.removeFilter(catch)

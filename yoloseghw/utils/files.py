@@ -27,6 +27,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
+def write_checkpoint(path: Path, ckpt: dict) -> None:
+    """torch.save `ckpt` to `path` atomically (temp file + rename in the same folder): never a half-written file."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
 def remove_stale_temporaries(path: Path) -> None:
     """Remove `.<name>.*.tmp` files beside `path`: what a killed write of `path` left (only one writer saves a run)."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):

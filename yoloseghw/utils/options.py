@@ -8,6 +8,7 @@ from typing import Any
 
 from yoloseghw.utils.errors import UserInputError
 
+PROJECT = "runs/yoloseg"  # the parent folder of runs, predictions and benchmarks, unless --project says otherwise
 SCHEDULES = ("alternate", "phased", "joint", "single")  # single: train order[1] only, order[0] is validated
 TASKS = ("det", "seg")
 DEFAULTS: dict[str, Any] = {
@@ -155,3 +156,16 @@ def freeze_layers(freeze: Any, cfg: dict | None) -> Any:
     if cfg is None:
         raise UserInputError("--resume: give --freeze as a number of layers")
     return len(cfg["backbone"]) if text == "backbone" else layer_count(cfg) - 1
+
+
+def ultralytics_args(overrides: dict[str, Any], mode: str) -> Any:
+    """Ultralytics' args namespace (its defaults + `overrides`); an unknown key or bad value is a one-line error."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils import DEFAULT_CFG
+
+    from yoloseghw.utils.ultralytics import error_text
+
+    try:
+        return get_cfg(DEFAULT_CFG, {**overrides, "mode": mode, "task": "detect"})
+    except (TypeError, ValueError, SyntaxError, KeyError) as e:
+        raise UserInputError(error_text(e)) from None

@@ -76,6 +76,27 @@ class ConvertResult:
     notes: list[str]
 
 
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What `yoloseg data convert` takes besides the format and the two folders (one definition for both kinds).
+
+    Attributes:
+        classes: keep/rename/merge classes ('car,person=pedestrian' or a file; see docs/data.md).
+        val: the val fraction drawn from train when the source has no val split.
+        seed: the seed of that draw.
+        name: the dataset yaml's name (default: the output folder's).
+        force: replace the dataset in a non-empty output folder.
+        link: hard-link images instead of copying them.
+    """
+
+    classes: str | None = None
+    val: float = 0.2
+    seed: int = 0
+    name: str | None = None
+    force: bool = False
+    link: bool = False
+
+
 @dataclass
 class ClassMap:
     """Output class names (id = index) and which output id each kept source class goes to."""
@@ -143,6 +164,28 @@ def _pairs(entries: Iterable[str], spec: str) -> list[tuple[str, str]]:
     if not pairs:
         raise UserInputError(f"--classes: no classes in {spec!r}")
     return pairs
+
+
+def split_jobs(items: list[Any], splits: list[str | None], stems: list[Path], val: float, seed: int) -> list[tuple]:
+    """(item, split, output stem) per item: the source's splits kept (or a seeded `val` fraction drawn), and stems
+    made unique within each split."""
+    taken: set[tuple[str, str]] = set()
+    chosen = assign_splits(splits, val, seed)
+    return [(item, split, unique_stem(stem, split, taken)) for item, split, stem in zip(items, chosen, stems)]
+
+
+def per_split(splits: Iterable[str]) -> dict[str, int]:
+    """How many times each split occurs."""
+    counts: dict[str, int] = {}
+    for split in splits:
+        counts[split] = counts.get(split, 0) + 1
+    return counts
+
+
+def skipped_note(notes: list[str], what: str, items: list[str]) -> None:
+    """Record source files left out, with the first one as an example."""
+    if items:
+        notes.append(f"skipped {len(items)} {what} (first: {items[0]})")
 
 
 def unique_stem(path: Path, split: str, taken: set[tuple[str, str]]) -> str:

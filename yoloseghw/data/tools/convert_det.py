@@ -17,19 +17,21 @@ from PIL import Image
 
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.data.tools.common import (
+    ConvertOptions,
     ConvertResult,
     OutputDir,
-    assign_splits,
     class_map,
     dataset_yaml,
     is_image,
     label_path,
     list_images,
     path_split,
+    per_split,
     read_yolo_labels,
     run_parallel,
+    skipped_note,
+    split_jobs,
     split_name,
-    unique_stem,
 )
 from yoloseghw.utils.errors import UserInputError
 
@@ -49,22 +51,15 @@ def convert_det(
     fmt: str,
     src: Path,
     dst: Path,
-    classes: str | None = None,
-    val: float = 0.2,
-    seed: int = 0,
-    name: str | None = None,
-    force: bool = False,
-    link: bool = False,
+    options: ConvertOptions,
 ) -> ConvertResult:
     """Convert a 'voc', 'coco' or 'yolo' source at `src` into images/, labels/ and a dataset yaml in `dst`."""
     if not src.exists():
         raise UserInputError(f"--from {fmt}: source not found: {src}")
-    out = OutputDir(dst, src, force, link)
+    out = OutputDir(dst, src, options.force, options.link)
     samples, source_names, notes = READERS[fmt](src)
-    cmap = class_map(classes, source_names)
-    splits = assign_splits([s.split for s in samples], val, seed)
-    taken: set[tuple[str, str]] = set()
-    jobs = [(s, split, unique_stem(s.image, split, taken)) for s, split in zip(samples, splits)]
+    cmap = class_map(options.classes, source_names)
+    jobs = split_jobs(samples, [s.split for s in samples], [s.image for s in samples], options.val, options.seed)
 
     def write(job: tuple[DetSample, str, str]) -> tuple[str, int]:
         sample, split, stem = job
@@ -76,22 +71,14 @@ def convert_det(
     with out:
         written = run_parallel(write, jobs, f"convert {fmt}")
         yaml = out.commit(
-            name or dst.name,
-            dataset_yaml(cmap.names, splits, masks=False),
+            options.name or dst.name,
+            dataset_yaml(cmap.names, [split for _, split, _ in jobs], masks=False),
             header=f"# yoloseg data convert --from {fmt} {src}\n",
         )
-    images: dict[str, int] = {}
     boxes: dict[str, int] = {}
     for split, n in written:
-        images[split] = images.get(split, 0) + 1
         boxes[split] = boxes.get(split, 0) + n
-    return ConvertResult(yaml, images, boxes, cmap.names, notes)
-
-
-def _skipped(notes: list[str], what: str, items: list[str]) -> None:
-    """Record source files left out, with the first one as an example."""
-    if items:
-        notes.append(f"skipped {len(items)} {what} (first: {items[0]})")
+    return ConvertResult(yaml, per_split(split for split, _ in written), boxes, cmap.names, notes)
 
 
 def _image_index(root: Path) -> dict[str, list[Path]]:
@@ -146,8 +133,8 @@ def read_voc(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
         split = splits.get(xml.stem) or path_split(xml, src)
         samples.append(DetSample(image, split, boxes))
     notes: list[str] = []
-    _skipped(notes, "unreadable VOC XML files", bad)
-    _skipped(notes, "annotations whose image was not found", missing)
+    skipped_note(notes, "unreadable VOC XML files", bad)
+    skipped_note(notes, "annotations whose image was not found", missing)
     if difficult:
         notes.append(f"left out {difficult} objects marked difficult")
     if not samples:
@@ -259,7 +246,7 @@ def read_coco(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
         DetSample(image, split, _coco_boxes(img, anns, categories, image)) for image, split, img, anns in entries
     ]
     notes: list[str] = []
-    _skipped(notes, "images listed in the JSON but not found", missing)
+    skipped_note(notes, "images listed in the JSON but not found", missing)
     if crowd:
         notes.append(f"left out {crowd} crowd annotations (iscrowd=1)")
     if not samples:
@@ -325,7 +312,7 @@ def read_yolo(src: Path) -> tuple[list[DetSample], list[str], list[str]]:
             boxes = [(names[int(r[0])], *(float(v) for v in r[1:])) for r in rows]
             samples.append(DetSample(image, split, boxes))
     notes: list[str] = []
-    _skipped(notes, "images whose label file is malformed", bad)
+    skipped_note(notes, "images whose label file is malformed", bad)
     if not samples:
         raise UserInputError(f"--from yolo: no images found for {yamls[0]}")
     return samples, names, notes

@@ -18,17 +18,19 @@ from ultralytics.utils import ROOT, YAML
 
 from yoloseghw.data.tools.common import (
     IGNORE,
+    ConvertOptions,
     ConvertResult,
     OutputDir,
-    assign_splits,
     class_map,
     dataset_yaml,
     is_image,
     path_split,
+    per_split,
     read_label_image,
     run_parallel,
+    skipped_note,
+    split_jobs,
     split_name,
-    unique_stem,
 )
 from yoloseghw.utils.errors import UserInputError
 
@@ -124,33 +126,23 @@ def convert_seg(
     fmt: str,
     src: Path,
     dst: Path,
-    classes: str | None = None,
-    val: float = 0.2,
-    seed: int = 0,
-    name: str | None = None,
-    force: bool = False,
-    link: bool = False,
+    options: ConvertOptions,
 ) -> ConvertResult:
     """Convert a mask dataset in `fmt` at `src` into images/, masks/ and a semantic dataset yaml in `dst`."""
     if not src.is_dir():
         raise UserInputError(f"--from {fmt}: source folder not found: {src}")
-    out = OutputDir(dst, src, force, link)
+    out = OutputDir(dst, src, options.force, options.link)
     spec = seg_format(fmt)
     pairs, notes = spec.pairs(src)
     if not pairs:
         raise UserInputError(f"--from {fmt}: no image/mask pairs found under {src} (see docs/data.md for the layout)")
-    placeholder = fmt == "masks" and not classes  # plain index masks come without class names
-    cmap = class_map(classes, spec.names)
+    placeholder = fmt == "masks" and not options.classes  # plain index masks come without class names
+    cmap = class_map(options.classes, spec.names)
     lut = cmap.lut(spec.names)
-    splits = assign_splits([p[2] for p in pairs], val, seed)
-    taken: set[tuple[str, str]] = set()
-    jobs = [
-        (image, mask, split, unique_stem(Path(stem), split, taken))
-        for (image, mask, _, stem), split in zip(pairs, splits)
-    ]
+    jobs = split_jobs(pairs, [p[2] for p in pairs], [Path(p[3]) for p in pairs], options.val, options.seed)
 
-    def write(job: tuple[Path, Path, str, str]) -> tuple[str, int] | str:
-        image, mask_file, split, stem = job
+    def write(job: tuple[Pair, str, str]) -> tuple[str, int] | str:
+        (image, mask_file, _, _), split, stem = job
         try:
             raw = read_label_image(mask_file)
             with Image.open(image) as im:
@@ -170,19 +162,16 @@ def convert_seg(
         done = [w for w in written if not isinstance(w, str)]
         if not done:
             raise UserInputError(f"--from {fmt}: no usable image/mask pair ({written[0]})")
-        _skip_note(notes, "unreadable or mismatched image/mask pairs", [w for w in written if isinstance(w, str)])
+        skipped_note(notes, "unreadable or mismatched image/mask pairs", [w for w in written if isinstance(w, str)])
         names = [f"class{i}" for i in range(max(m for _, m in done) + 1)] if placeholder else cmap.names
         if placeholder:
             notes.append("class names are placeholders (class0, ...): name them with --classes '0=sky,1=road,...'")
         yaml = out.commit(
-            name or dst.name,
+            options.name or dst.name,
             dataset_yaml(names, {s for s, _ in done}, masks=True),
             header=f"# yoloseg data convert --from {fmt} {src}\n# masks: class ids, 255 = ignore\n",
         )
-    images: dict[str, int] = {}
-    for split, _ in done:
-        images[split] = images.get(split, 0) + 1
-    return ConvertResult(yaml, images, None, names, notes)
+    return ConvertResult(yaml, per_split(split for split, _ in done), None, names, notes)
 
 
 def decode(raw: np.ndarray, spec: SegFormat, fmt: str, file: Path) -> np.ndarray:
@@ -204,11 +193,6 @@ def decode(raw: np.ndarray, spec: SegFormat, fmt: str, file: Path) -> np.ndarray
         values = np.unique(raw[raw > 255] if raw.max() > 255 else raw[bad]).tolist()
         raise UserInputError(f"--from {fmt}: {file}: mask values {values[:8]} are not {fmt} class ids")
     return spec.index[raw].astype(np.uint8)
-
-
-def _skip_note(notes: list[str], what: str, items: list[str]) -> None:
-    if items:
-        notes.append(f"skipped {len(items)} {what} (first: {items[0]})")
 
 
 @cache
@@ -286,7 +270,7 @@ def _voc_pairs(src: Path) -> tuple[list[Pair], list[str]]:
             continue
         pairs.append((image, mask, _listed_split(year / "ImageSets" / "Segmentation", mask.stem), mask.stem))
     notes: list[str] = []
-    _skip_note(notes, "masks without their JPEG image", missing)
+    skipped_note(notes, "masks without their JPEG image", missing)
     return pairs, notes
 
 
@@ -326,7 +310,7 @@ def _cityscapes_pairs(src: Path) -> tuple[list[Pair], list[str]]:
         else:
             missing.append(str(image))
     notes = [f"left out the test split ({test} masks, all void in the public release)"] if test else []
-    _skip_note(notes, "masks without their leftImg8bit image", missing)
+    skipped_note(notes, "masks without their leftImg8bit image", missing)
     return pairs, notes
 
 
@@ -346,6 +330,6 @@ def _generic_pairs(src: Path) -> tuple[list[Pair], list[str]]:
         (masks if is_mask else images).setdefault((path_split(f, src), stem), f)
     pairs = [(image, masks[key], key[0], image.stem) for key, image in images.items() if key in masks]
     notes: list[str] = []
-    _skip_note(notes, "images without a mask", [str(p) for k, p in images.items() if k not in masks])
-    _skip_note(notes, "masks without an image", [str(p) for k, p in masks.items() if k not in images])
+    skipped_note(notes, "images without a mask", [str(p) for k, p in images.items() if k not in masks])
+    skipped_note(notes, "masks without an image", [str(p) for k, p in masks.items() if k not in images])
     return pairs, notes

@@ -1,7 +1,7 @@
 """ONNX Runtime latency of exported variants of one model (FP32, INT8, FP16, ...), timed in turns on real images.
 
 The first file is the reference: each other row gives its speed-up over it. Same letterboxed images, fixed thread
-count, warm-up, then round-robin blocks so that machine noise hits every variant alike (`onnx_speed.network_latency`).
+count, warm-up, then round-robin blocks so that machine noise hits every variant alike (utils/timing.py).
 
     python benchmarks/onnx_precision.py best.onnx best-int8.onnx best-fp16.onnx \
         --images ../shared/data/camvid/images/val --threads 2
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from yoloseghw.bench.onnx_speed import letterboxed, network_latency, session
-from yoloseghw.nn.backends import OnnxBackend
+from yoloseghw.data.inputs import letterboxed
+from yoloseghw.experiments.onnx_speed import network_latency
+from yoloseghw.nn.backends import OnnxBackend, ort_session
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
         raise SystemExit(f"the models must be static exports of one input size, got {imgsz}")
     images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:50]
     inputs = letterboxed(images, imgsz.pop()[0])
-    sessions = {name: session(Path(name), args.threads) for name in backends}
+    sessions = {name: ort_session(name, args.threads) for name in backends}
     latency = network_latency(sessions, inputs, args.runs, args.rounds)
     reference = latency[str(args.models[0])][0]
     rows = {

@@ -25,7 +25,7 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
 from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-from yoloseghw import YOLOSeg
+from yoloseghw.engine.model import YOLOSeg
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU
 
 

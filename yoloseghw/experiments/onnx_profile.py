@@ -18,7 +18,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from yoloseghw.bench.onnx_speed import letterboxed
+from yoloseghw.data.inputs import letterboxed
 
 KERNEL_SUFFIX = "_kernel_time"
 

@@ -17,7 +17,7 @@ from multiprocessing import get_context
 import psutil
 
 from yoloseghw.data.dataset import build_dataset, load_data_config
-from yoloseghw.engine.model import ultralytics_args
+from yoloseghw.utils.options import ultralytics_args
 
 MIB = 1 << 20
 

@@ -29,41 +29,17 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 import torch
-from ultralytics.data.augment import LetterBox
-from ultralytics.engine.exporter import Exporter
-from ultralytics.nn.tasks import DetectionModel, SemanticSegmentationModel
 
-from yoloseghw import YOLOSeg
-from yoloseghw.compress.bench import latency, p50_p90, timings
+from yoloseghw.compress.baseline import stock_models, stock_onnx
+from yoloseghw.data.inputs import letterboxed
+from yoloseghw.engine.model import YOLOSeg
+from yoloseghw.nn.backends import ort_session
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.utils.metrics import MAP50, MAP50_95, SEG_KEYS
-
-
-def stock_onnx(model: DetectionModel | SemanticSegmentationModel, path: Path, imgsz: int) -> Path:
-    """Export a stock Ultralytics model with Ultralytics' exporter to `path` (FP32, static, batch 1)."""
-    model.pt_path = str(path.with_suffix(".pt"))  # the exporter names its output after this
-    model.task = "semantic" if isinstance(model, SemanticSegmentationModel) else "detect"
-    return Path(Exporter(overrides={"format": "onnx", "imgsz": imgsz, "batch": 1, "device": "cpu"})(model))
-
-
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def letterboxed(images: list[Path], imgsz: int) -> list[np.ndarray]:
-    """The images as network inputs [1,3,imgsz,imgsz] float32 in 0-1 (Ultralytics LetterBox)."""
-    box = LetterBox((imgsz, imgsz), auto=False)
-    out = []
-    for file in images:
-        im = box(image=cv2.imread(str(file)))[..., ::-1].transpose(2, 0, 1)
-        out.append(np.ascontiguousarray(im, dtype=np.float32)[None] / 255)
-    return out
+from yoloseghw.utils.timing import latency, p50_p90, timings
 
 
 def session_runners(sessions: dict[str, ort.InferenceSession]) -> dict[str, Callable[[np.ndarray], list]]:
@@ -71,7 +47,9 @@ def session_runners(sessions: dict[str, ort.InferenceSession]) -> dict[str, Call
     return {name: (lambda x, s=s: s.run(None, {s.get_inputs()[0].name: x})) for name, s in sessions.items()}
 
 
-def network_latency(sessions: dict[str, ort.InferenceSession], inputs: list[np.ndarray], runs: int, rounds: int):
+def network_latency(
+    sessions: dict[str, ort.InferenceSession], inputs: list[np.ndarray], runs: int, rounds: int
+) -> dict:
     """p50/p90 ms of session.run per model, timed in `rounds` alternating blocks after a warm-up."""
     return latency(session_runners(sessions), inputs, runs, rounds)
 
@@ -200,16 +178,14 @@ def main() -> None:
         raise SystemExit("--weights: the checkpoints must share one model family and both class lists")
     det_nc, seg_nc = len(joint.det_names), len(joint.seg_names)
     stock = {"detect": args.out / "detect.onnx", "semantic": args.out / "semantic.onnx"}
-    if not (args.reuse and stock["detect"].is_file()):
-        stock["detect"] = stock_onnx(DetectionModel(family, nc=det_nc, verbose=False), stock["detect"], args.imgsz)
-    if not (args.reuse and stock["semantic"].is_file()):
-        semantic = SemanticSegmentationModel(family.replace(".yaml", "-sem.yaml"), nc=seg_nc, verbose=False)
-        stock["semantic"] = stock_onnx(semantic, stock["semantic"], args.imgsz)
+    for task, model in stock_models(family, det_nc, seg_nc).items():
+        if not (args.reuse and stock[task].is_file()):
+            stock[task] = stock_onnx(model, stock[task], args.imgsz)
     files.update(stock)
 
     images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:50]
     inputs = letterboxed(images, args.imgsz)
-    sessions = {name: session(path, args.threads) for name, path in files.items()}
+    sessions = {name: ort_session(path, args.threads) for name, path in files.items()}
     blocks = timings(session_runners(sessions), inputs, args.runs, args.rounds)
     latency = {name: p50_p90(b) for name, b in blocks.items()}
     stock = latency["detect"][0] + latency["semantic"][0]

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from ultralytics import YOLO
 
-from yoloseghw import YOLOSeg
-from yoloseghw.bench.joint_vs_single import add_training_arguments, semantic_yaml, train_or_reuse
 from yoloseghw.continual.forgetting import REPORT_FILE, TASK_METRIC
+from yoloseghw.engine.model import YOLOSeg
+from yoloseghw.experiments.joint_vs_single import add_training_arguments, semantic_yaml, train_or_reuse
 from yoloseghw.utils.plots import read_rows
 
 STRATEGIES: dict[str, dict[str, Any]] = {

@@ -1,1 +1,0 @@
-"""Benchmarks behind benchmarks/*.py: the joint model against the two single-task Ultralytics models."""

@@ -1,0 +1,112 @@
+"""Compressed variants of a checkpoint, step by step: where each lands, INT8/FP16 ONNX from an FP32 export, and
+pruning in rounds with fine-tuning after each. The facade (`YOLOSeg.compress`) passes in the export and the
+training it owns, so this module never reaches back into the engine."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+from ultralytics.utils.torch_utils import get_flops
+
+from yoloseghw.compress.prune import check_options, prune
+from yoloseghw.compress.quantize import check_calib_method, convert_fp16, quantize_int8
+from yoloseghw.data.dataset import load_data_config
+from yoloseghw.data.inputs import sample_images
+from yoloseghw.nn.tasks import DetSegModel
+from yoloseghw.utils.console import console, warn
+from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import write_checkpoint
+
+METHODS = {"prune": "prune", "quantize": "int8", "fp16": "fp16"}  # method -> the output's name suffix
+Export = Callable[[Path], Path]  # writes an FP32 ONNX export of the model at the given path; returns it
+FineTune = Callable[[Path, int], tuple[Path, DetSegModel]]  # trains a checkpoint for some epochs: (best.pt, model)
+
+
+def output_path(weights: Path, method: str, ratio: float, force: bool) -> Path:
+    """Where `method` writes its variant of `weights` (best.pt -> best-prune30.pt / best-int8.onnx / best-fp16.onnx);
+    UserInputError for an unknown method, or an existing output without `force`."""
+    if method not in METHODS:
+        raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(METHODS)})")
+    suffix = f"prune{round(ratio * 100)}.pt" if method == "prune" else f"{METHODS[method]}.onnx"
+    out = weights.with_name(f"{weights.stem}-{suffix}")
+    if out.exists() and not force:
+        raise UserInputError(f"{out} exists; give --force to replace it")
+    return out
+
+
+def onnx_variant(
+    method: str,
+    out: Path,
+    export: Export,
+    name: str,
+    det: Any = None,
+    seg: Any = None,
+    calib: int = 200,
+    calib_method: str = "minmax",
+    keep_float: tuple[str, ...] = (),
+) -> Path:
+    """The INT8 (`quantize`, calibrated on `calib` train images of both datasets) or FP16 (`fp16`) ONNX variant at
+    `out`, from a temporary FP32 export named `name`."""
+    images = []
+    if method == "quantize":
+        if det is None or seg is None:
+            raise UserInputError("--method quantize calibrates on both datasets: give --det and --seg")
+        check_calib_method(calib_method)
+        images = sample_images(load_data_config(det, "det"), load_data_config(seg, "seg"), calib)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export(Path(tmp) / name)
+        if method == "quantize":
+            return quantize_int8(fp32, out, images, calib_method, keep_float)
+        return convert_fp16(fp32, out)
+
+
+def prune_checkpoint(
+    model: DetSegModel,
+    ckpt: dict[str, Any],
+    out: Path,
+    *,
+    ratio: float,
+    criterion: str,
+    steps: int,
+    finetune_epochs: int,
+    imgsz: int,
+    finetune: FineTune | None,
+    source: str,
+) -> Path:
+    """Prune a copy of `model` in `steps` rounds to `ratio` of its GFLOPs at `imgsz` removed, fine-tuning each round
+    for `finetune_epochs / steps` epochs with `finetune` (None: prune only); the result at `out` is a checkpoint of
+    the pruned module itself (never rebuilt from yaml). `source` names the original in the summary line."""
+    check_options(ratio, criterion)
+    if steps < 1 or finetune_epochs < 0:
+        raise UserInputError(
+            f"--steps must be at least 1 and --finetune-epochs at least 0 (got {steps}, {finetune_epochs})"
+        )
+    model = deepcopy(model)
+    base = flops = get_flops(model, imgsz)
+    params = sum(p.numel() for p in model.parameters())
+    for k in range(1, steps + 1):
+        target = base * (1 - ratio * k / steps)  # GFLOPs after round k
+        if flops > target:
+            flops = prune(model, 1 - target / flops, criterion, imgsz)
+        state = {**ckpt, "model": deepcopy(model).half(), "ema": None, "optimizer": None, "train_metrics": {}}
+        state.pop("train_results", None)
+        write_checkpoint(out, {**state, "pruning": {"ratio": ratio, "criterion": criterion, "round": k}})
+        if finetune is not None and finetune_epochs:
+            best, model = finetune(out, max(finetune_epochs // steps, 1))
+            shutil.copyfile(best, out)
+            model = deepcopy(model)
+    console.print(
+        f"Pruned {source}: GFLOPs@{imgsz} {base:.2f} -> {flops:.2f} ({1 - flops / base:.1%} "
+        f"removed, asked {ratio:.0%}), parameters {params:,} -> {sum(p.numel() for p in model.parameters()):,}"
+    )
+    if finetune is None or not finetune_epochs:
+        warn(
+            f"{out.name} is not fine-tuned: its accuracy drops until it is "
+            f"(yoloseg train --model {out} --det DET.yaml --seg SEG.yaml)"
+        )
+    return out
