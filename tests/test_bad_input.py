@@ -28,14 +28,18 @@ TRAIN_CASES = [
     (["--imgsz", "0"], "--imgsz must be at least 32"),
     (["--device", "mps"], "no Apple MPS device"),
     (["--cache", "bogus"], "--cache: expected ram or disk"),
-    (["--seg-weight", "-5"], "--seg-weight must be >= 0"),
+    (["--seg-weight", "-5"], "--seg-weight must be a number >= 0"),
     (["--schedule", "phased", "--epochs", "1"], "at least 2 epochs"),
     (["bogus_key=1"], "'bogus_key' is not a valid YOLO argument"),
     (["--schedule", "joint", "--distill"], "every joint step has labels for both heads"),
     (["--teacher", "teacher.pt"], "is the teacher of --distill: add --distill"),
     (["--distill", "--teacher", "nowhere.pt"], "--teacher: nowhere.pt does not exist"),
     (["--lr-head", "0"], "--lr-head must be > 0"),
-    (["--distill", "--pseudo-conf", "1.5"], "--pseudo-conf must be between 0 and 1"),
+    (["--replay", "0.5"], "--replay draws first-task batches in a second phase"),
+    (["--replay", "-1"], "--replay must be a number >= 0"),
+    (["--epoch-steps", "0"], "--epoch-steps must be a whole number >= 1"),
+    (["--ratio", "temp:-1"], "--ratio temp:A needs a finite A >= 0"),
+    (["--schedule", "single"], "--schedule single fine-tunes a checkpoint"),
     (["--ewc", "100"], "--ewc anchors the weights a first task left: use --schedule phased"),
     (["--seg-head", "wide"], "--seg-head: expected one of conv, separable, got 'wide'"),
 ]
@@ -80,6 +84,8 @@ def files(tmp_path) -> dict[str, Path]:
     )
     (bad / "plain").write_text("a file")
     (bad / "notes.json").write_text('{"my": "notes"}')
+    (bad / "unreadable").mkdir()
+    (bad / "unreadable" / "broken.jpg").write_bytes(b"not a jpeg")
     return {p.name: p for p in bad.iterdir()}
 
 
@@ -226,6 +232,29 @@ def _more(name: str, files: dict[str, Path], trained: Path, tiny_pair, out: Path
         "compress ratio 1.5": ["compress", "--weights", trained, "--method", "prune", "--ratio", "1.5"],
         "compress quantize without data": ["compress", "--weights", trained, "--method", "quantize"],
         "data check missing yaml": ["data", "check", out / "none.yaml"],
+        "train imgsz of three sizes": ["train", "--det", det, "--seg", seg, "--project", out, "imgsz=[64,64,64]"],
+        "predict imgsz 0": ["predict", images, "--weights", trained, "--imgsz", "0", "--project", out],
+        "val batch 0": ["val", "--weights", trained, "--seg", seg, "--batch", "0"],
+        "val batch -1": ["val", "--weights", trained, "--seg", seg, "--batch", "-1"],
+        "demo no train images": ["data", "demo", out / "demo", "--train-images", "0"],
+        "demo negative train images": ["data", "demo", out / "demo", "--train-images", "-1"],
+        "demo negative val images": ["data", "demo", out / "demo", "--val-images", "-5"],
+        "compress ratio nan": ["compress", "--weights", trained, "--method", "prune", "--ratio", "nan"],
+        "compress ratio inf": ["compress", "--weights", trained, "--method", "prune", "--ratio", "inf"],
+        "bench variant not a checkpoint": [
+            "bench",
+            "--weights",
+            trained,
+            "--det",
+            det,
+            "--seg",
+            seg,
+            "--variant",
+            files["plain"],
+            "--project",
+            out,
+        ],  # fmt: skip
+        "predict folder of unreadable images": ["predict", files["unreadable"], "--weights", trained, "--project", out],
     }[name]
 
 
@@ -248,6 +277,17 @@ ALREADY_ONE_LINE = {
     "compress ratio 1.5": "between 0 and 1",
     "compress quantize without data": "give --det and --seg",
     "data check missing yaml": "none.yaml",
+    "train imgsz of three sizes": "imgsz: one size or [height, width]",
+    "predict imgsz 0": "--imgsz must be at least 32",
+    "val batch 0": "--batch must be at least 1",
+    "val batch -1": "--batch must be at least 1",
+    "demo no train images": "--train-images and --val-images must be at least 1",
+    "demo negative train images": "--train-images and --val-images must be at least 1",
+    "demo negative val images": "--train-images and --val-images must be at least 1",
+    "compress ratio nan": "between 0 and 1",
+    "compress ratio inf": "between 0 and 1",
+    "bench variant not a checkpoint": "--variant:",
+    "predict folder of unreadable images": "could be read",
 }
 
 

@@ -15,23 +15,60 @@ def test_auto_ratio_draws_each_set_once_interleaved():
     assert max(b - a for a, b in zip(seg_at, seg_at[1:])) <= 4  # spread out, not bunched at one end
 
 
-def test_fixed_ratio_covers_both_sets():
-    steps = TaskPlan("alternate", ratio=(2, 1)).steps(0, 10, {"det": 6, "seg": 5})
-    assert steps[:3] == [("det",), ("det",), ("seg",)]
-    assert steps.count(("det",)) >= 6 and steps.count(("seg",)) >= 5
+@pytest.mark.parametrize(
+    ("mix", "det_steps"),
+    [
+        ("auto", 63),  # each dataset's share of the batches: each set drawn once
+        ("1:1", 43),
+        ("2:1", 57),
+        ("temp:0.5", 54),  # 63**0.5 / (63**0.5 + 23**0.5) of 86 = 53.6
+        ("temp:0", 43),  # uniform, as 1:1
+        ("temp:1", 63),  # proportional, as auto
+    ],
+)
+def test_each_mix_draws_its_promised_shares_in_an_epoch_of_the_promised_length(mix, det_steps):
+    """One knob is the epoch's length (det + seg batches, what the two single-task models draw), the other the mix;
+    the steps of each task are counted over an epoch, and spread out, not bunched at one end."""
+    batches = {"det": 63, "seg": 23}
+    steps = TaskPlan("alternate", ratio=mix).steps(0, 10, batches)
+    assert len(steps) == 86 and steps.count(("det",)) == det_steps and steps.count(("seg",)) == 86 - det_steps
+    for task in ("det", "seg"):
+        at = [i for i, s in enumerate(steps) if s == (task,)]
+        gap = 86 / len(at)
+        assert max(b - a for a, b in zip(at, at[1:])) <= gap + 2, (task, at)
 
 
-def test_phased_epochs_have_equal_length():
-    """Ultralytics counts an epoch's steps once, so both phases have the same number of steps."""
-    plan = TaskPlan("phased", det_epochs=3, order=("seg", "det"))
-    assert plan.phase(0, 10) == ("seg",) and plan.phase(6, 10) == ("seg",) and plan.phase(7, 10) == ("det",)
-    assert plan.boundary(10) == 7
-    batches = {"det": 4, "seg": 2}
-    assert plan.steps(0, 10, batches) == [("seg",)] * 4 and plan.steps(9, 10, batches) == [("det",)] * 4
+@pytest.mark.parametrize(
+    ("plan", "length"),
+    [
+        (TaskPlan("alternate", ratio="1:1", epoch_steps=40), 40),
+        (TaskPlan("joint"), 43),  # 86 batches, two a step
+        (TaskPlan("phased", det_epochs=5), 86),
+        (TaskPlan("single", order=("det", "seg")), 23),  # one pass over the new task's set
+        (TaskPlan("single", order=("det", "seg"), replay=0.25), 23),
+    ],
+)
+def test_every_schedule_has_its_promised_epoch_length(plan, length):
+    batches = {"det": 63, "seg": 23}
+    assert plan.steps_per_epoch(batches) == length
+    assert all(len(plan.steps(e, 10, batches)) == length for e in range(10))
+
+
+def test_replay_draws_the_first_task_as_asked():
+    """--replay F: F first-task batches per second-task batch in phase two (and in single), none in phase one."""
+    batches = {"det": 63, "seg": 23}
+    plan = TaskPlan("phased", det_epochs=5, replay=0.25)
+    one, two = plan.steps(0, 10, batches), plan.steps(5, 10, batches)
+    assert one == [("det",)] * 86
+    assert two.count(("det",)) == round(86 * 0.25 / 1.25) and two.count(("seg",)) == 86 - round(86 * 0.25 / 1.25)
+    single = TaskPlan("single", order=("det", "seg"), replay=1.0).steps(0, 1, batches)
+    assert len(single) == 23 and abs(single.count(("det",)) - single.count(("seg",))) <= 1
+    assert TaskPlan("single", order=("det", "seg"), replay=0.25).train_tasks() == ("det", "seg")
+    assert TaskPlan("single", order=("det", "seg")).train_tasks() == ("seg",)
 
 
 def test_joint_draws_both_each_step():
-    assert TaskPlan("joint").steps(0, 5, {"det": 3, "seg": 7}) == [("det", "seg")] * 7
+    assert TaskPlan("joint").steps(0, 5, {"det": 3, "seg": 7}) == [("det", "seg")] * 5
 
 
 @pytest.mark.parametrize(
@@ -40,7 +77,13 @@ def test_joint_draws_both_each_step():
         ({"schedule": "sometimes"}, "unknown schedule"),
         ({"ratio": "2-1"}, "--ratio"),
         ({"ratio": "0:1"}, "--ratio"),
+        ({"ratio": "temp:-1"}, "--ratio temp:A"),
+        ({"ratio": "temp:x"}, "--ratio"),
         ({"ratio": 121}, "quoted in a yaml file"),
+        ({"replay": 0.5}, "--replay"),
+        ({"schedule": "phased", "replay": -1}, "--replay"),
+        ({"epoch_steps": 0}, "--epoch-steps"),
+        ({"freeze_bn": "yes"}, "--freeze-bn"),
         ({"order": "det,det"}, "--order"),
         ({"schedule": "phased", "det_epochs": 5}, "--det-epochs"),
     ],
@@ -59,10 +102,11 @@ class _Loader(list):
 
 
 def test_loader_repeats_the_smaller_set_only_where_planned():
-    loader = MultiTaskLoader({"det": _Loader("det", 3), "seg": _Loader("seg", 2)}, TaskPlan("alternate", (1, 1)), 2)
+    plan = TaskPlan("alternate", (1, 2), epoch_steps=6)
+    loader = MultiTaskLoader({"det": _Loader("det", 3), "seg": _Loader("seg", 2)}, plan, 2)
     ids = [(b["task"], b["id"]) for b in loader]
     assert len(loader) == len(ids) == 6
-    assert ids == [("det", "det0"), ("seg", "seg0"), ("det", "det1"), ("seg", "seg1"), ("det", "det2"), ("seg", "seg0")]
+    assert ids == [("seg", "seg0"), ("det", "det0"), ("seg", "seg1"), ("seg", "seg0"), ("det", "det1"), ("seg", "seg1")]
 
 
 def test_merge_joint_puts_det_images_first():

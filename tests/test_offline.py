@@ -107,14 +107,30 @@ def test_commands_use_no_network(tiny_pair, tmp_path):
     assert all(p.parts[:2] == (".config", "yoloseg") for p in files_under(home)), files_under(home)
 
 
-@pytest.mark.parametrize("case", ["config-dir-is-a-file"])
+@pytest.mark.parametrize("case", ["config-dir-is-a-file", "config-dir-read-only", "home-read-only"])
 def test_unusable_config_dir_falls_back_with_a_warning(tmp_path, case):
-    """A YOLO_CONFIG_DIR that is a file: one warning line and a private temporary folder instead of a traceback."""
-    env, _, _ = new_user_env(tmp_path)
-    bad = tmp_path / "not-a-folder"
-    bad.write_text("x")
-    env["YOLO_CONFIG_DIR"] = str(bad)
-    result = run(env, "--help", cwd=tmp_path)
+    """A YOLO_CONFIG_DIR that is a file or read-only, or a read-only HOME: one warning line and a private temporary
+    folder instead of a traceback (read-only cases on a read-only tmpfs, where the machine lets the tests mount)."""
+    env, home, _ = new_user_env(tmp_path)
+    if case == "config-dir-is-a-file":
+        bad = tmp_path / "not-a-folder"
+        bad.write_text("x")
+        env["YOLO_CONFIG_DIR"] = str(bad)
+    else:
+        bad = home if case == "home-read-only" else tmp_path / "read-only"
+        bad.mkdir(exist_ok=True)
+        mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(bad)]
+        if subprocess.run(mount, capture_output=True).returncode:
+            pytest.skip("this machine does not let the tests mount a tmpfs")
+        if case == "config-dir-read-only":
+            env["YOLO_CONFIG_DIR"] = str(bad)
+        else:
+            bad = home / ".config" / "yoloseg"
+    try:
+        result = run(env, "--help", cwd=tmp_path)
+    finally:
+        subprocess.run(["umount", "-l", str(home if case == "home-read-only" else tmp_path / "read-only")],
+                       capture_output=True)  # fmt: skip
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     warning = [line for line in result.stderr.splitlines() if str(bad) in line]
     assert len(warning) == 1 and "cannot be written" in warning[0], result.stderr

@@ -55,13 +55,14 @@ def test_schedule_run(schedule, extra, tiny_pair, tmp_path):
     assert len(rows) == extra.get("epochs", 1)
     for key in ("train/box_loss", "train/ce_loss", "metrics/mAP50-95(B)", "metrics/mIoU", "lr/pg0"):
         assert key in rows[0]
+    # an epoch is det + seg batches (2 + 2 here): what the two single-task models draw in an epoch
     if schedule == "phased":  # each phase trains its own task only; the idle task's losses are NaN
-        assert tasks == [("det",)] * 2 + [("seg",)] * 2
+        assert tasks == [("det",)] * 4 + [("seg",)] * 4
         assert math.isnan(float(rows[0]["train/ce_loss"])) and math.isnan(float(rows[1]["train/box_loss"]))
-    elif schedule == "joint":
-        assert set(tasks) == {("det", "seg")}
-    else:
-        assert tasks == [("det",), ("det",), ("seg",), ("det",), ("det",), ("seg",)]
+    elif schedule == "joint":  # two batches a step
+        assert tasks == [("det", "seg")] * 2
+    else:  # 2:1 of 4 steps, spread out
+        assert tasks == [("det",), ("det",), ("seg",), ("det",)]
     saved = read_checkpoint(run / "weights/best.pt")["train_metrics"]  # the epoch best.pt was saved at
     for key in ("metrics/mIoU", "metrics/mAP50(B)"):  # the final validation of best.pt (FP16) gives its numbers
         assert m.trainer.validator.results[key] == pytest.approx(saved[key], abs=2e-3), key
@@ -250,8 +251,9 @@ def test_semantic_class_weights_from_cls_pw(tiny_pair, tmp_path):
 
 def test_resume_matches_an_uninterrupted_run(tiny_pair, tmp_path):
     """Interrupted after epoch 1 and resumed (with another batch size and workers, which Ultralytics allows): the
-    same epochs, LR and EMA update count as a run that was never interrupted."""
-    ends = {}
+    same epochs, LR and EMA update count as a run that was never interrupted, and the task sampler goes on where it
+    was, with the run's own mix: the same task at every step of the resumed epochs."""
+    ends, tasks = {}, {"whole": [], "cut": []}
 
     def stop_after_first(trainer):
         if trainer.epoch == 0:
@@ -260,17 +262,24 @@ def test_resume_matches_an_uninterrupted_run(tiny_pair, tmp_path):
     def last_state(key):
         return lambda t: ends.__setitem__(key, (t.epoch, t.optimizer.param_groups[0]["lr"], t.ema.updates, t.args))
 
-    common = {**NORMAL, **SGD}
-    train(tiny_pair, tmp_path, name="whole", callbacks={"on_train_epoch_end": last_state("whole")}, **common)
+    def record(key):
+        return lambda t: tasks[key].append((t.epoch, t.step_tasks))
+
+    common = {**NORMAL, **SGD, "ratio": "1:3"}
+    whole = {"on_train_epoch_end": last_state("whole"), "on_train_batch_end": record("whole")}
+    train(tiny_pair, tmp_path, name="whole", callbacks=whole, **common)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_pair, tmp_path, name="cut", callbacks={"on_fit_epoch_end": stop_after_first}, **common)
     run = tmp_path / "cut"
     assert len(rows_of(run)) == 1 and read_checkpoint(run / "weights/last.pt")["scaler"] is not None
     resumed = YOLOSeg()
     resumed.add_callback("on_train_epoch_end", last_state("cut"))
+    resumed.add_callback("on_train_batch_end", record("cut"))
     resumed.train(resume=run, batch=TINY["batch"], workers=0)
     assert [int(r["epoch"]) for r in rows_of(run)] == [1, 2, 3]
     assert ends["cut"][:3] == ends["whole"][:3]
+    assert tasks["cut"] == [(e, t) for e, t in tasks["whole"] if e >= 1]
+    assert [t for _, t in tasks["cut"]].count(("seg",)) == 3 * [t for _, t in tasks["cut"]].count(("det",))
     assert not (tmp_path / "cut-2").exists() and read_checkpoint(run / "weights/last.pt")["optimizer"] is None
 
 

@@ -14,13 +14,14 @@ from yoloseghw.cli.errors import cli_errors, weights_file
 from yoloseghw.compress.benchmark import BenchOptions
 from yoloseghw.engine.exporter import ExportOptions
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
+from yoloseghw.utils.files import size_mb
 from yoloseghw.utils.options import DEFAULTS, PHASED_FREEZE, PROJECT, SCHEDULES
 
 SEMANTIC_HELP = (
     "Semantic output: classmap[2|4|8] (uint8 class ids, argmax in the graph, at stride 1/2/4/8) or "
     "logits[2|4|8] (float); predict and val resize it to the image."
 )
-FACADE_ARGS = ("det", "seg", "data", "model", "weights", "seg_head", "project", "name", "resume")  # train's own
+FACADE_ARGS = ("det", "seg", "data", "model", "weights", "val_det", "val_seg", "seg_head", "project", "name", "resume")
 
 app = typer.Typer(
     name="yoloseg",
@@ -45,16 +46,49 @@ def train(
     det: Optional[Path] = typer.Option(None, help="Detection dataset yaml (images + YOLO txt boxes)."),
     seg: Optional[Path] = typer.Option(None, help="Semantic dataset yaml (images + PNG class masks, 255 = ignore)."),
     data: Optional[Path] = typer.Option(None, help="A pair yaml (det, seg and options) instead of --det/--seg."),
-    model: str = typer.Option("yolo26n", help="Stock detection model name (yolov8n, yolo11s, yolo26m, ...) or a yaml."),
-    weights: Optional[Path] = typer.Option(None, help="A detection or yoloseg .pt to initialise matching layers from."),
+    model: Optional[str] = typer.Option(
+        None,
+        help="Stock detection model name (yolov8n, yolo11s, yolo26m, ...) or a yaml (default yolo26n; with --weights, "
+        "their own architecture).",
+    ),
+    weights: Optional[Path] = typer.Option(
+        None, help="A detection or yoloseg .pt to start from (with only --seg: a detector learns segmentation)."
+    ),
+    val_det: Optional[Path] = typer.Option(
+        None, help="With only --seg: the box dataset yaml whose val split measures what detection keeps."
+    ),
+    val_seg: Optional[Path] = typer.Option(
+        None, help="With only --det: the mask dataset yaml whose val split measures what segmentation keeps."
+    ),
     seg_head: Optional[str] = typer.Option(
         None, help="Semantic head of a new model: conv (default, Ultralytics' SemanticSegment) or separable."
     ),
     schedule: Optional[str] = typer.Option(
-        None, help=f"{' | '.join(SCHEDULES)} (default {DEFAULTS['schedule']}; single: one dataset, with --weights)."
+        None,
+        help=f"{' | '.join(SCHEDULES)} (default {DEFAULTS['schedule']}; single: one task from --weights, chosen when "
+        "one dataset is given).",
     ),
     ratio: Optional[str] = typer.Option(
-        None, help=f"alternate: {DEFAULTS['ratio']} (default, each set once an epoch) or det:seg."
+        None,
+        help=f"alternate: which task a step draws: {DEFAULTS['ratio']} (default; each set's share of the batches), "
+        "det:seg like 1:1, or temp:A (share of batches**A).",
+    ),
+    epoch_steps: Optional[int] = typer.Option(
+        None, help="Batches an epoch draws (default: det + seg batches, what the two single-task models draw)."
+    ),
+    replay: Optional[float] = typer.Option(
+        None,
+        help=f"phased phase two, single: first-task batches drawn per second-task batch "
+        f"(default {DEFAULTS['replay']}).",
+    ),
+    freeze_bn: Optional[bool] = typer.Option(
+        None,
+        "--freeze-bn/--no-freeze-bn",
+        help=f"phased phase two, single: keep the shared layers' BatchNorm statistics fixed (default "
+        f"{DEFAULTS['freeze_bn']}).",
+    ),
+    bn_recalibrate: Optional[int] = typer.Option(
+        None, help="After the last epoch, re-estimate the shared BatchNorm statistics on N batches of each set."
     ),
     det_epochs: Optional[int] = typer.Option(None, help="phased: epochs of the detection phase (default: half)."),
     order: Optional[str] = typer.Option(None, help=f"phased: {DEFAULTS['order']} (default) or the reverse."),
@@ -76,7 +110,9 @@ def train(
         None, help=f"LR multiplier of the two heads (default {DEFAULTS['lr_head']})."
     ),
     distill: bool = typer.Option(
-        False, "--distill", help="Learning without Forgetting: a teacher supervises the head a batch has no labels for."
+        False,
+        "--distill",
+        help="Learning without Forgetting: a teacher's outputs supervise the head a batch has no labels for.",
     ),
     teacher: Optional[Path] = typer.Option(
         None, help="--distill: teacher checkpoint (default: phased, the phase-one model; alternate, the EMA)."
@@ -86,11 +122,6 @@ def train(
     ),
     distill_weight: Optional[float] = typer.Option(
         None, help=f"--distill: weight of the term (default {DEFAULTS['distill_weight']})."
-    ),
-    pseudo_conf: Optional[float] = typer.Option(
-        None,
-        help=f"--distill: teacher boxes above this confidence are Detect's targets "
-        f"(default {DEFAULTS['pseudo_conf']}).",
     ),
     ewc: Optional[float] = typer.Option(
         None, help="EWC strength: pull the weights toward the first task's, by its Fisher information (phased/single)."
@@ -123,6 +154,8 @@ def train(
         seg=seg,
         data=data,
         weights=weights,
+        val_det=val_det,
+        val_seg=val_seg,
         resume=resume or False,
         project=project,
         name=name,
@@ -275,7 +308,7 @@ def predict(
 def export(
     ctx: typer.Context,
     weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); the ONNX file is written beside it."),
-    format: str = typer.Option("onnx", help="Export format (onnx)."),
+    format: str = typer.Option("onnx", help="onnx (best.onnx) or openvino (best_openvino_model/)."),
     imgsz: Optional[int] = typer.Option(ExportOptions.imgsz, help="Input size (default: the training size)."),
     dynamic: bool = typer.Option(ExportOptions.dynamic, help="Dynamic batch and image size."),
     simplify: bool = typer.Option(ExportOptions.simplify, help="Simplify the graph with onnxslim."),
@@ -287,6 +320,7 @@ def export(
     verify: Optional[str] = typer.Option(
         None, help="Images (file, folder, glob) to check the export against PyTorch on; exit 1 if they disagree."
     ),
+    force: bool = typer.Option(False, help="Replace an existing export of the same name."),
 ) -> None:
     """Export to ONNX with two outputs, `detections` and `semantic`, and both class lists in its metadata."""
     from yoloseghw.engine.model import YOLOSeg
@@ -297,9 +331,9 @@ def export(
         from yoloseghw.data.sources import open_source
 
         open_source(verify, flag="--verify").close()  # a bad --verify source fails before the export, not after
-    options = {k: v for k, v in ctx.params.items() if k not in ("weights", "format", "verify")}
-    path = model.export(format, **options)
-    size = path.stat().st_size / 2**20
+    options = {k: v for k, v in ctx.params.items() if k not in ("weights", "format", "verify", "force")}
+    path = model.export(format, force=force, **options)
+    size = size_mb(path)
     console.print(
         f"Exported {path} ({size:.1f} MB)\nPredict: yoloseg predict IMAGE --weights {path}\n"
         f"Validate: yoloseg val --weights {path} --det DET.yaml --seg SEG.yaml",
@@ -342,6 +376,12 @@ def compress(
     keep_float: str = typer.Option("", help="quantize: node names (a,b) kept in float besides the stem and tails."),
     imgsz: Optional[int] = typer.Option(None, help="Input size (default: the training size)."),
     semantic: str = typer.Option(DEFAULT_SEMANTIC_OUTPUT, help="quantize, fp16: " + SEMANTIC_HELP),
+    runtime: str = typer.Option(
+        "onnxruntime", help="quantize: onnxruntime (best-int8.onnx) or openvino (NNCF, best-int8_openvino_model/)."
+    ),
+    accuracy_aware: bool = typer.Option(
+        False, help="quantize --runtime openvino: NNCF's accuracy-aware mode (fitness within 0.01 of FP32's)."
+    ),
     force: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """Write a compressed variant: a structurally pruned checkpoint, or an INT8 or FP16 ONNX model."""
@@ -363,10 +403,12 @@ def compress(
         steps=steps,
         finetune_epochs=finetune_epochs,
         semantic=semantic,
+        runtime=runtime,
+        accuracy_aware=accuracy_aware,
         force=force,
         **({"batch": batch} if batch else {}),
     )
-    size = path.stat().st_size / 2**20
+    size = size_mb(path)
     console.print(
         f"Wrote {path} ({size:.1f} MB)\nValidate: yoloseg val --weights {path} --det DET.yaml --seg SEG.yaml",
         markup=False,

@@ -29,13 +29,15 @@ def cli_errors(fn: Callable) -> Callable:
 
 
 def weights_file(path: Path, onnx: bool, flag: str = "--weights") -> str:
-    """A .pt (or, where `onnx`, .onnx) weights path, checked for existence and suffix before loading."""
+    """A .pt weights path (or, where `onnx`, an exported model too: .onnx, or OpenVINO's .xml or
+    `*_openvino_model` folder), checked for existence and kind before loading."""
+    from yoloseghw.nn.openvino import is_openvino
     from yoloseghw.utils.errors import UserInputError
 
-    if not path.is_file():
+    exported = onnx and (path.suffix == ".onnx" or is_openvino(path))
+    if not (path.is_file() or (exported and path.is_dir())):
         raise UserInputError(f"{flag}: file not found: {path}")
-    suffixes = {".pt", ".pth", ".onnx"} if onnx else {".pt", ".pth"}
-    if path.suffix not in suffixes:
-        kind = "a PyTorch checkpoint (.pt) or an ONNX model (.onnx)" if onnx else "a PyTorch checkpoint (.pt)"
+    if not (path.suffix in {".pt", ".pth"} or exported):
+        kind = "a PyTorch checkpoint (.pt) or an exported model (.onnx, OpenVINO)" if onnx else "a checkpoint (.pt)"
         raise UserInputError(f"{flag}: {path} is not {kind}")
     return str(path)

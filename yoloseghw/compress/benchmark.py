@@ -32,14 +32,17 @@ from yoloseghw.compress.bench_report import csv_text, plot, write_atomically
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.data.inputs import letterboxed, sample_images
 from yoloseghw.nn.backends import ort_session
+from yoloseghw.nn.openvino import FOLDER_SUFFIX, is_openvino
 from yoloseghw.utils.console import console, make_progress
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.files import size_mb
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 from yoloseghw.utils.timing import latency
 from yoloseghw.utils.ultralytics import ultralytics_log
 
 ACCURACY = (MAP50_95, MAP50, MIOU, PIXEL_ACC)
-BESIDE = (".onnx", "-int8.onnx", "-fp16.onnx")  # variants looked for beside best.pt: best.onnx, best-int8.onnx, ...
+# variants looked for beside best.pt: best.onnx, best-int8.onnx, ..., best_openvino_model/, best-int8_openvino_model/
+BESIDE = (".onnx", "-int8.onnx", "-fp16.onnx", FOLDER_SUFFIX, f"-int8{FOLDER_SUFFIX}")
 STOCK_NAMES = {"detect": "stock detector", "semantic": "stock semantic"}
 
 
@@ -78,10 +81,12 @@ def find_variants(weights: Path, given: list[Path]) -> list[Path]:
     found = [weights.with_name(weights.stem + suffix) for suffix in BESIDE]
     for pruned in sorted(weights.parent.glob(f"{weights.stem}-prune*.pt")):
         found += [pruned, *(pruned.with_name(pruned.stem + suffix) for suffix in BESIDE)]
-    paths = [weights, *(p for p in found if p.is_file()), *given]
+    paths = [weights, *(p for p in found if p.exists()), *given]
     for p in given:
-        if not p.is_file():
+        if not p.exists():
             raise UserInputError(f"--variant: file not found: {p}")
+        if p.suffix not in (".pt", ".pth", ".onnx") and not is_openvino(p):
+            raise UserInputError(f"--variant: {p} is not a checkpoint (.pt) or an exported model (.onnx, OpenVINO)")
     return list(dict.fromkeys(paths))
 
 
@@ -113,8 +118,9 @@ def throughput(model: Any, inputs: list[np.ndarray], batch: int) -> tuple[float,
 
 
 def model_stem(path: Path) -> str:
-    """The stem of the model a file holds: best-prune30 for best-prune30-int8.onnx and best-prune30.onnx."""
-    return path.stem.removesuffix("-int8").removesuffix("-fp16")
+    """The stem of the model a file holds: best-prune30 for best-prune30-int8.onnx, best-prune30.onnx and
+    best-prune30-int8_openvino_model/."""
+    return path.name.removesuffix(FOLDER_SUFFIX).removesuffix(path.suffix).removesuffix("-int8").removesuffix("-fp16")
 
 
 def source_model(onnx_path: Path, reference: Any, open_model: Callable[[Path], Any]) -> Any:
@@ -127,11 +133,12 @@ def source_model(onnx_path: Path, reference: Any, open_model: Callable[[Path], A
 def variant_name(model: Any, path: Path, reference: Path) -> str:
     if path == reference:
         return "PyTorch FP32"
-    if model.onnx is None:
+    if model.exported is None:
         return f"PyTorch {path.stem}"
-    precision = model.onnx.metadata["precision"].upper()
+    precision = model.exported.metadata["precision"].upper()
+    runtime = "OpenVINO" if is_openvino(path) else "ONNX"
     stem = model_stem(path)
-    return f"ONNX {precision}" if stem == reference.stem else f"ONNX {precision} {stem}"
+    return f"{runtime} {precision}" if stem == reference.stem else f"{runtime} {precision} {stem}"
 
 
 def bench_images(det_data: dict, seg_data: dict, n: int = 20) -> list[Path]:
@@ -148,9 +155,22 @@ def run_bench(
     options: BenchOptions,
     given: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
-    """Time and validate every variant; write bench.json, bench.csv and bench.png to `out_dir`; return the results.
+    """Time and validate every variant of a checkpoint.
 
-    `open_model(path)` opens a checkpoint or an ONNX file as a model with `predict`, `val` and `backend` (the facade).
+    Args:
+        weights: the checkpoint (the reference); the variants beside it are found by name.
+        det: the detection dataset yaml (its val split).
+        seg: the semantic dataset yaml (its val split).
+        out_dir: where bench.json, bench.csv and bench.png are written.
+        open_model: opens a checkpoint or an ONNX file as a model with `predict`, `val` and `backend` (the facade).
+        options: the bench options.
+        given: more variant files.
+
+    Returns:
+        The results as written to bench.json.
+
+    Raises:
+        UserInputError: bad options, data or variant files.
     """
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
@@ -164,12 +184,15 @@ def run_bench(
     torch.set_num_threads(threads)
     models, variants = {}, []
     for path in find_variants(weights, list(given)):
-        model = open_model(path)
+        try:
+            model = open_model(path)
+        except UserInputError as e:  # a given variant's trouble names the option it came from
+            raise UserInputError(str(e).replace("--weights:", "--variant:", 1) if path in given else str(e)) from None
         model.threads = threads
-        if model.onnx is not None and model.onnx.imgsz not in (None, (imgsz, imgsz)):
-            raise UserInputError(f"{path} takes {model.onnx.imgsz} inputs; the checkpoint was trained at {imgsz}")
+        if model.exported is not None and model.exported.imgsz not in (None, (imgsz, imgsz)):
+            raise UserInputError(f"{path} takes {model.exported.imgsz} inputs; the checkpoint was trained at {imgsz}")
         name = variant_name(model, path, weights)
-        own = model.model if model.onnx is None else source_model(path, reference, open_model)
+        own = model.model if model.exported is None else source_model(path, reference, open_model)
         p, g = (params, gflops) if own is reference.model else (get_num_params(own), round(get_flops(own, imgsz), 2))
         models[name] = model
         variants.append(Variant(name, path, p, g))
@@ -191,7 +214,7 @@ def run_bench(
             with ultralytics_log(logging.WARNING):  # no dataset scan chatter inside the progress bar
                 metrics = model.val(det, seg, imgsz=imgsz, threads=threads, verbose=False)["metrics"]
             v.results = {
-                "size_mb": round(v.path.stat().st_size / 2**20, 2),
+                "size_mb": size_mb(v.path),
                 "p50_ms": round(times[v.name][0], 2),
                 "p90_ms": round(times[v.name][1], 2),
                 **{f"{k}_ms": t for k, t in split.items()},
@@ -237,7 +260,8 @@ def _change(value: float, reference: float) -> str:
 
 
 def _stock_models(reference: Any, imgsz: int, threads: int, out_dir: Path) -> dict[str, tuple]:
-    """The stock Ultralytics detector and semantic model of the same family and class counts, as ONNX runners."""
+    """The stock Ultralytics detector and semantic model of the same family and class counts, exported by Ultralytics
+    to ONNX, as runners in ONNX Runtime and (where it is installed) in OpenVINO, FP32."""
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
     family = reference.model.yaml["yaml_file"]
@@ -249,4 +273,17 @@ def _stock_models(reference: Any, imgsz: int, threads: int, out_dir: Path) -> di
         path = stock_onnx(model, out_dir / f"{task}.onnx", imgsz)
         s = ort_session(path, threads)
         out[STOCK_NAMES[task]] = (lambda x, s=s: s.run(None, {s.get_inputs()[0].name: x}), path, params, gflops)
+        compiled = openvino_runner(path, threads)
+        if compiled is not None:
+            out[f"{STOCK_NAMES[task]} (OpenVINO)"] = (compiled, path, params, gflops)
     return out
+
+
+def openvino_runner(onnx_path: Path, threads: int) -> Callable[[np.ndarray], Any] | None:
+    """A stock model's ONNX file compiled by OpenVINO for the CPU (FP32, `threads` threads); None without OpenVINO."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
+    return ov.Core().compile_model(str(onnx_path), "CPU", config)

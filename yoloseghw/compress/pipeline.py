@@ -5,7 +5,6 @@ training it owns, so this module never reaches back into the engine."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
@@ -20,19 +19,28 @@ from yoloseghw.data.inputs import sample_images
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console, warn
 from yoloseghw.utils.errors import UserInputError
-from yoloseghw.utils.files import write_checkpoint
+from yoloseghw.utils.files import atomic_path, scratch_folder, write_checkpoint
 
 METHODS = {"prune": "prune", "quantize": "int8", "fp16": "fp16"}  # method -> the output's name suffix
+RUNTIMES = ("onnxruntime", "openvino")  # what an INT8 variant is made for
 Export = Callable[[Path], Path]  # writes an FP32 ONNX export of the model at the given path; returns it
-FineTune = Callable[[Path, int], tuple[Path, DetSegModel]]  # trains a checkpoint for some epochs: (best.pt, model)
+FineTune = Callable[[Path, int], tuple[Path, DetSegModel]]  # trains a checkpoint some epochs: (its best.pt, model)
 
 
-def output_path(weights: Path, method: str, ratio: float, force: bool) -> Path:
-    """Where `method` writes its variant of `weights` (best.pt -> best-prune30.pt / best-int8.onnx / best-fp16.onnx);
-    UserInputError for an unknown method, or an existing output without `force`."""
+def output_path(weights: Path, method: str, ratio: float, force: bool, runtime: str = "onnxruntime") -> Path:
+    """Where `method` writes its variant of `weights` (best.pt -> best-prune30.pt / best-int8.onnx / best-fp16.onnx /
+    best-int8_openvino_model/); UserInputError for an unknown method or runtime, or an existing output without
+    `force`."""
     if method not in METHODS:
         raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(METHODS)})")
-    suffix = f"prune{round(ratio * 100)}.pt" if method == "prune" else f"{METHODS[method]}.onnx"
+    if runtime not in RUNTIMES:
+        raise UserInputError(f"--runtime: expected {' or '.join(RUNTIMES)}, got '{runtime}'")
+    if runtime == "openvino" and method != "quantize":
+        raise UserInputError(f"--runtime openvino makes INT8 models (--method quantize), not --method {method}")
+    if method == "prune":
+        suffix = f"prune{round(ratio * 100)}.pt"
+    else:
+        suffix = f"{METHODS[method]}{'_openvino_model' if runtime == 'openvino' else '.onnx'}"
     out = weights.with_name(f"{weights.stem}-{suffix}")
     if out.exists() and not force:
         raise UserInputError(f"{out} exists; give --force to replace it")
@@ -49,17 +57,24 @@ def onnx_variant(
     calib: int = 200,
     calib_method: str = "minmax",
     keep_float: tuple[str, ...] = (),
+    runtime: str = "onnxruntime",
+    validate: Callable[[Any], float] | None = None,
 ) -> Path:
-    """The INT8 (`quantize`, calibrated on `calib` train images of both datasets) or FP16 (`fp16`) ONNX variant at
-    `out`, from a temporary FP32 export named `name`."""
+    """The INT8 (`quantize`, calibrated on `calib` train images of both datasets) or FP16 (`fp16`) variant at `out`,
+    from a temporary FP32 ONNX export named `name`: an ONNX file for ONNX Runtime, or an OpenVINO model through NNCF
+    (`runtime`; `validate`: NNCF's accuracy-aware mode, see compress/openvino_int8.py)."""
     images = []
     if method == "quantize":
         if det is None or seg is None:
             raise UserInputError("--method quantize calibrates on both datasets: give --det and --seg")
         check_calib_method(calib_method)
         images = sample_images(load_data_config(det, "det"), load_data_config(seg, "seg"), calib)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export(Path(tmp) / name)
+    with scratch_folder(out, "export") as tmp:
+        fp32 = export(tmp / name)
+        if runtime == "openvino":
+            from yoloseghw.compress.openvino_int8 import quantize_openvino
+
+            return quantize_openvino(fp32, out, images, keep_float, validate)
         if method == "quantize":
             return quantize_int8(fp32, out, images, calib_method, keep_float)
         return convert_fp16(fp32, out)
@@ -89,17 +104,21 @@ def prune_checkpoint(
     model = deepcopy(model)
     base = flops = get_flops(model, imgsz)
     params = sum(p.numel() for p in model.parameters())
-    for k in range(1, steps + 1):
-        target = base * (1 - ratio * k / steps)  # GFLOPs after round k
-        if flops > target:
-            flops = prune(model, 1 - target / flops, criterion, imgsz)
-        state = {**ckpt, "model": deepcopy(model).half(), "ema": None, "optimizer": None, "train_metrics": {}}
-        state.pop("train_results", None)
-        write_checkpoint(out, {**state, "pruning": {"ratio": ratio, "criterion": criterion, "round": k}})
-        if finetune is not None and finetune_epochs:
-            best, model = finetune(out, max(finetune_epochs // steps, 1))
-            shutil.copyfile(best, out)
-            model = deepcopy(model)
+    with scratch_folder(out, "prune") as tmp:  # `out` is written once every round has passed, never half-way
+        current = tmp / out.name
+        for k in range(1, steps + 1):
+            target = base * (1 - ratio * k / steps)  # GFLOPs after round k
+            if flops > target:
+                flops = prune(model, 1 - target / flops, criterion, imgsz)
+            state = {**ckpt, "model": deepcopy(model).half(), "ema": None, "optimizer": None, "train_metrics": {}}
+            state.pop("train_results", None)
+            write_checkpoint(current, {**state, "pruning": {"ratio": ratio, "criterion": criterion, "round": k}})
+            if finetune is not None and finetune_epochs:
+                best, model = finetune(current, max(finetune_epochs // steps, 1))
+                shutil.copyfile(best, current)
+                model = deepcopy(model)
+        with atomic_path(out) as final:
+            shutil.copyfile(current, final)
     console.print(
         f"Pruned {source}: GFLOPs@{imgsz} {base:.2f} -> {flops:.2f} ({1 - flops / base:.1%} "
         f"removed, asked {ratio:.0%}), parameters {params:,} -> {sum(p.numel() for p in model.parameters()):,}"

@@ -108,7 +108,7 @@ def quantize_int8(
     excluded = sorted(set(float_stem(model)) | set(float_tail(model)) | set(keep_float))
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     reader = LetterboxedImages(images, tuple(shape[2:]))
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:  # the system's temporary folder: nothing is left beside the weights
         prepared, quantized = Path(tmp, "prepared.onnx"), Path(tmp, "int8.onnx")
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         with console.status(f"Calibrating on {len(images)} images ({method}) and quantizing to INT8 ..."):

@@ -17,10 +17,11 @@ from torch import nn
 from ultralytics.utils import RANK
 from ultralytics.utils.torch_utils import EarlyStopping, ModelEMA, unwrap_model
 
-from yoloseghw.continual.distill import Distillation, frozen_copy
+from yoloseghw.continual.distill import DISTILL_LOSS, Distillation, frozen_copy
 from yoloseghw.continual.ewc import ElasticWeights, diagonal_fisher
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console
+from yoloseghw.utils.options import TASKS
 
 EWC_BATCHES = 32  # first-task train batches that estimate the Fisher information
 
@@ -79,6 +80,7 @@ def enter_phase_two(trainer: Any) -> None:
     distill = options["distill"]
     fixed = tuple(f for f in trainer.freeze_layer_names if f.startswith("model.")) + (() if distill else (idle,))
     trainer.ema = PartialEMA(trainer.model, fixed, updates=trainer.ema.updates)
+    fix_statistics(trainer)
     trainer.stopper = EarlyStopping(patience=trainer.args.patience)
     trainer.stopper.best_epoch = trainer.epoch  # patience counts from the start of phase two
     trainer.phase_two_started = True
@@ -87,15 +89,71 @@ def enter_phase_two(trainer: Any) -> None:
     if distill and not options["teacher"]:
         start_distillation(trainer, frozen_copy(trainer.ema.ema), "the phase-one model (a frozen copy of its EMA)")
     if RANK in {-1, 0}:
+        bn = ", BatchNorm statistics of the shared layers and the first head fixed" if options["freeze_bn"] else ""
+        replay = f", {options['replay']:g} {trainer.plan.order[0]} batches per {trainer.plan.order[1]} batch" * bool(
+            options["replay"]
+        )
         console.print(
             f"Phase two ({trainer.plan.order[1]}): from the EMA weights, layers {layers[0] if layers else '-'}"
-            f"-{layers[-1] if layers else '-'} frozen, LR x{options['lr_scale']}"
+            f"-{layers[-1] if layers else '-'} frozen, LR x{options['lr_scale']}{bn}{replay}"
         )
 
 
+def fix_statistics(trainer: Any) -> None:
+    """With `freeze_bn`, from now on the BatchNorm running statistics of the shared layers and of the first task's
+    head stay as they are while their weights train (phase two of `phased`, and `single`)."""
+    if not trainer.options["freeze_bn"]:
+        return
+    model = unwrap_model(trainer.model)
+    first = f"model.{model.model[-1].i}." if trainer.plan.order[0] == "det" else "semantic."
+    model.fixed_bn = (*model.shared_prefixes(), first)
+    model.train(model.training)
+
+
+def end_epoch(trainer: Any) -> None:
+    """on_train_epoch_end: after the last epoch, re-estimate the shared layers' BatchNorm statistics of the EMA model
+    (what is validated and saved) on `bn_recalibrate` train batches of each dataset, with no gradient step."""
+    n = trainer.options["bn_recalibrate"]
+    if n and trainer.epoch + 1 == trainer.epochs:
+        recalibrate(trainer.ema.ema, trainer.train_loader.loaders, trainer.preprocess_batch, int(n))
+
+
+def recalibrate(model: DetSegModel, loaders: dict[str, Any], preprocess: Callable[[dict], dict], n: int) -> None:
+    """Reset the running statistics of the shared layers' BatchNorm and estimate them afresh (a cumulative mean) on
+    `n` batches of each loader, with no gradient; every other layer and weight stays as it is."""
+    prefixes = model.shared_prefixes()
+    norms = [m for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d) and name.startswith(prefixes)]
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # the cumulative mean of every batch seen
+        m.train()
+    seen = {}
+    try:
+        with torch.no_grad():
+            for task in (t for t in TASKS if t in loaders):
+                seen[task] = 0
+                for batch in itertools.islice(iter(loaders[task]), n):
+                    batch = preprocess({**batch, "task": task})
+                    model.forward_heads(batch["img"].float(), (task,))
+                    seen[task] += 1
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    if RANK in {-1, 0}:
+        batches = " + ".join(f"{k} {t}" for t, k in seen.items())
+        console.print(f"BatchNorm statistics of the shared layers re-estimated on {batches} train batches")
+
+
 def start_epoch(trainer: Any) -> None:
-    """At the start of each epoch of `phased`: phase one never stops the run early (the second task must train),
-    and the first epoch of phase two enters it."""
+    """At the start of each epoch: the distillation's anchor count starts afresh; in `phased`, phase one never stops
+    the run early (the second task must train), and the first epoch of phase two enters it."""
+    term = getattr(unwrap_model(trainer.model), "loss_terms", {}).get(DISTILL_LOSS)
+    if term is not None:
+        term.reset()
     if trainer.boundary is None:
         return
     if trainer.epoch < trainer.boundary:
@@ -126,12 +184,24 @@ def start_distillation(trainer: Any, teacher: DetSegModel | None, source: str) -
     for (Learning without Forgetting)."""
     o = trainer.options
     current = (lambda: trainer.ema.ema) if teacher is None else (lambda: teacher)  # a resume replaces the EMA
-    term = Distillation(current, o["distill_t"], o["distill_weight"], o["pseudo_conf"])
+    # after one task (phased, single) the teacher knows that task's head only; in `alternate` it knows both
+    taught = TASKS if trainer.plan.kind == "alternate" else (trainer.plan.order[0],)
+    term = Distillation(current, o["distill_t"], o["distill_weight"], taught)
     model = unwrap_model(trainer.model)
     model.loss_terms = {**getattr(model, "loss_terms", {}), term.name: term}
     if RANK in {-1, 0}:
+        lessons = {
+            "seg": f"on det batches the semantic head learns its soft class maps (KL, T={o['distill_t']})",
+            "det": "on seg batches Detect learns its scores at every anchor and its boxes at the anchors its scores "
+            "single out",
+        }
         console.print(
-            f"Distillation from {source}: on det batches the semantic head learns its soft class maps (KL, T="
-            f"{o['distill_t']}), on seg batches Detect learns its boxes above conf {o['pseudo_conf']}; weight "
-            f"{o['distill_weight']}"
+            f"Distillation from {source}: {'; '.join(lessons[h] for h in taught)}; weight {o['distill_weight']}"
         )
+
+
+def distilled_anchors(trainer: Any) -> float | None:
+    """Anchors whose boxes the distillation used per segmentation image this epoch (None without distillation),
+    counted afresh each epoch."""
+    term = getattr(unwrap_model(trainer.model), "loss_terms", {}).get(DISTILL_LOSS)
+    return term.anchors_per_image() if term is not None else None

@@ -47,12 +47,29 @@ def load_data_config(path: str | Path, task: str) -> dict[str, Any]:
         raise UserInputError(
             f"--seg: {path} has no 'masks_dir' key, so it is not a semantic mask dataset; pass it as --det"
         )
+    check_values(raw, flag, path)
     try:
         data = check_det_dataset(str(path), autodownload=False)
     except Exception as e:
         raise UserInputError(f"{flag}: {path}: {dataset_error_text(e)}") from None
     data["yaml_path"] = str(path)
+    names = list(data["names"].values())
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        warn(f"{flag}: {path} names {', '.join(map(str, repeated))} more than once (their classes stay apart)")
     return data
+
+
+def check_values(raw: dict[str, Any], flag: str, path: Path) -> None:
+    """UserInputError for dataset yaml values of the wrong type or meaning, before Ultralytics reads them."""
+    channels = raw.get("channels", 3)
+    if channels != 3:
+        raise UserInputError(f"{flag}: {path}: channels: {channels} (yoloseg trains on 3-channel RGB images)")
+    mapping = raw.get("label_mapping")
+    if mapping is not None and not (
+        isinstance(mapping, dict) and all(isinstance(k, int) and isinstance(v, int) for k, v in mapping.items())
+    ):
+        raise UserInputError(f"{flag}: {path}: label_mapping must map raw mask ids to class ids (int: int)")
 
 
 class DetDataset(ScanMessages, YOLODataset):
@@ -105,6 +122,9 @@ class SegDataset(ScanMessages, SemanticDataset):
                 npy.unlink(missing_ok=True)
 
 
+BAD_MASK = "the mask is empty or not an image (a PNG of class ids)"
+
+
 def verify_exact_mask(verify: Any, args: tuple) -> tuple:
     """Ultralytics' `verify_image_mask` for one (image, mask, prefix, invalid) tuple, after the exact-read check of
     a colour mask; a colour mask that is not grey gives Ultralytics' rejected-sample result with our message."""
@@ -116,8 +136,19 @@ def verify_exact_mask(verify: Any, args: tuple) -> tuple:
             read_class_mask(mask_file, mode)
     except UserInputError as e:
         return None, None, None, None, 0, 1, 1, f"{prefix}{im_file}: ignoring corrupt image/mask: {e}"
-    except OSError:
-        pass  # missing or unreadable: Ultralytics' own verification says which
+    except FileNotFoundError:
+        pass  # missing: Ultralytics' own verification says so
+    except (OSError, ImportError):  # empty or not an image (Ultralytics' Image.open then looks for a HEIF plugin)
+        return (
+            None,
+            None,
+            None,
+            None,
+            0,
+            1,
+            1,
+            f"{prefix}{im_file}: ignoring corrupt image/mask: {mask_file}: {BAD_MASK}",
+        )
     return verify(args)
 
 
@@ -165,7 +196,7 @@ def build_dataset(
 def check_scan(dataset: YOLODataset, flag: str, split: str) -> None:
     """Fail on out-of-range class ids or mask values; report images that were skipped as corrupt."""
     messages = getattr(dataset, "scan_messages", [])
-    fatal = fatal_scan_message(messages, extra=(COLOUR,))
+    fatal = fatal_scan_message(messages, extra=(COLOUR, BAD_MASK))
     if fatal:
         raise UserInputError(f"{flag}: {split} split, {fatal[0]}: {fatal[1]}")
     if messages:

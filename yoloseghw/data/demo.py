@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -121,25 +123,59 @@ def _write_yaml(path: Path, names: list[str], masks: bool) -> None:
 def make_demo(root: str | Path, n_train: int = 200, n_val: int = 50, seed: int = 0) -> tuple[Path, Path]:
     """Write `root/demo-det` (boxes only) and `root/demo-seg` (masks only); return their yaml paths.
 
-    The two sets are rendered from different random scenes, as two real datasets would be.
+    The two sets are rendered from different random scenes, as two real datasets would be. They are written into a
+    hidden folder in `root` and moved into place once complete, so that a failed write (a full disk) leaves no half
+    demo behind; it is a UserInputError naming the file.
     """
+    from yoloseghw.utils.errors import UserInputError
+
+    if n_train < 1 or n_val < 1:
+        raise UserInputError(f"--train-images and --val-images must be at least 1, got {n_train} and {n_val}")
     root = Path(root)
-    det_yaml, seg_yaml = root / "demo-det" / "demo-det.yaml", root / "demo-seg" / "demo-seg.yaml"
+    made = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(f"could not write the demo in {root}: {e.strerror or e}") from None
+    for stale in root.glob(".yoloseg-demo-*"):  # what a killed earlier run left
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".yoloseg-demo-{os.getpid()}"
+    try:
+        tmp.mkdir()
+        _render_demo(tmp, n_train, n_val, seed)
+        for name in ("demo-det", "demo-seg"):
+            (tmp / name).rename(root / name)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made and not any(root.iterdir()):
+            root.rmdir()
+        raise UserInputError(f"could not write the demo in {root}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root / "demo-det" / "demo-det.yaml", root / "demo-seg" / "demo-seg.yaml"
+
+
+def _render_demo(root: Path, n_train: int, n_val: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val)):
         for sub in ("demo-det/images", "demo-det/labels", "demo-seg/images", "demo-seg/masks"):
             (root / sub / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
             img, _, boxes = render_scene(rng)
-            cv2.imwrite(str(root / "demo-det/images" / split / f"{i:04d}.jpg"), img)
+            _imwrite(root / "demo-det/images" / split / f"{i:04d}.jpg", img)
             text = "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in boxes)
             (root / "demo-det/labels" / split / f"{i:04d}.txt").write_text(text)
             img, mask, _ = render_scene(rng)
-            cv2.imwrite(str(root / "demo-seg/images" / split / f"{i:04d}.jpg"), img)
-            cv2.imwrite(str(root / "demo-seg/masks" / split / f"{i:04d}.png"), mask)
-    _write_yaml(det_yaml, DET_NAMES, masks=False)
-    _write_yaml(seg_yaml, SEG_NAMES, masks=True)
-    return det_yaml, seg_yaml
+            _imwrite(root / "demo-seg/images" / split / f"{i:04d}.jpg", img)
+            _imwrite(root / "demo-seg/masks" / split / f"{i:04d}.png", mask)
+    _write_yaml(root / "demo-det" / "demo-det.yaml", DET_NAMES, masks=False)
+    _write_yaml(root / "demo-seg" / "demo-seg.yaml", SEG_NAMES, masks=True)
+
+
+def _imwrite(path: Path, image: np.ndarray) -> None:
+    """cv2.imwrite, whose failure (a full disk) is an OSError like any other write's."""
+    if not cv2.imwrite(str(path), image):
+        raise OSError(28, "could not write the file (is the disk full?)", str(path))
 
 
 def make_demo_if_missing(root: Path) -> tuple[Path, Path]:

@@ -1,7 +1,15 @@
 """The multi-task training loader: one loader per dataset, drawn in the order a task schedule plans, as one loader.
 
-Ultralytics' trainer counts the steps of an epoch once (`len(train_loader)`), so every epoch here has the same number
-of steps; what changes from epoch to epoch (the phase of `phased`) is which dataset each step draws.
+Two knobs decide an epoch (`TaskPlan`):
+- its length, in batches: by default the batches the two single-task models take in their epochs together (det
+  batches + seg batches), so that N epochs cost what two stock models cost, whatever the mix (`epoch_steps`);
+- which task each step draws: the mix (`ratio`): `auto` (proportional to each dataset's batches: each dataset once
+  an epoch), `a:b` (a det steps to b seg steps), or `temp:A` (task i drawn in proportion to batches_i ** A: A = 1 is
+  `auto`, A = 0 is `1:1`). The steps of each task are spread evenly over the epoch, and a dataset drawn more often
+  than once an epoch starts a new pass where the last one ended.
+Ultralytics' trainer counts the steps of an epoch once (`len(train_loader)`), so every epoch has the same number of
+steps; what changes from epoch to epoch (the phase of `phased`) is which dataset each step draws. Every DDP rank
+computes the same plan, so all ranks run the same task at every step.
 """
 
 from __future__ import annotations
@@ -14,27 +22,55 @@ from typing import Any
 
 import torch
 
-from yoloseghw.utils.options import TASKS
+from yoloseghw.utils.options import TASKS, Mix
 
 ULTRALYTICS_TASKS = {"det": "detect", "seg": "semantic"}  # our task key -> Ultralytics task name
+
+
+def split_steps(total: int, shares: dict[str, float]) -> dict[str, int]:
+    """`total` steps split by `shares`, rounded so that they add up and every task with a share gets a step."""
+    counts = {t: round(total * share) for t, share in shares.items()}
+    for t, share in shares.items():
+        if share > 0 and counts[t] == 0 and total >= len(shares):
+            counts[t] = 1
+    largest = max(counts, key=counts.get)
+    counts[largest] += total - sum(counts.values())
+    return counts
+
+
+def spread(counts: dict[str, int]) -> list[str]:
+    """One task per step, each task's steps spread evenly: the task furthest behind its share goes next."""
+    done, order = dict.fromkeys(counts, 0), []
+    live = [t for t in TASKS if counts.get(t)]
+    for _ in range(sum(counts.values())):
+        task = min(live, key=lambda t: ((done[t] + 0.5) / counts[t], t))
+        done[task] += 1
+        order.append(task)
+    return order
 
 
 @dataclass
 class TaskPlan:
     """Plans the steps of an epoch. A step is ('det',), ('seg',) or ('det', 'seg') (one joint batch).
 
-    Steps per epoch (the same in every epoch):
-    - `alternate`, ratio 'auto': det batches + seg batches; each dataset is drawn once per epoch, interleaved evenly;
-    - `alternate`, ratio a:b: enough a:b cycles that each dataset is drawn at least once (the smaller one repeats);
-    - `joint`: max(det batches, seg batches) joint steps (the smaller dataset repeats);
-    - `phased`: max(det batches, seg batches) steps of the current phase's task;
-    - `single`: the batches of `order[1]`'s dataset, the only task trained (fine-tuning a model that knows both).
+    Steps per epoch (the same in every epoch), with `epoch_steps` batches (default: det + seg batches):
+    - `alternate`: `epoch_steps` steps, split between the tasks by the mix (`ratio`);
+    - `joint`: ceil(`epoch_steps` / 2) joint steps (each one det and one seg batch);
+    - `phased`: `epoch_steps` steps of the current phase's task; in phase two, `replay` first-task batches per
+      second-task batch among them;
+    - `single`: the batches of `order[1]`'s dataset (default; one pass), with `replay` first-task batches per
+      second-task batch among them when the first task's dataset is there.
     """
 
     kind: str = "alternate"
-    ratio: str | tuple[int, int] = "auto"
+    ratio: Mix | str | tuple[int, int] = "auto"
     det_epochs: int | None = None
     order: tuple[str, str] = TASKS
+    replay: float = 0.0
+    epoch_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        self.ratio = Mix.parse(self.ratio)
 
     def phase(self, epoch: int, epochs: int) -> tuple[str, ...]:
         """Tasks trained in this (0-based) epoch: both, or the single task of the current phase."""
@@ -50,47 +86,65 @@ class TaskPlan:
             return None
         return self.det_epochs if self.order[0] == "det" else epochs - self.det_epochs
 
-    def steps_per_epoch(self, batches: dict[str, int]) -> int:
-        """Steps in every epoch, given the batches per pass of each dataset."""
+    def train_tasks(self) -> tuple[str, ...]:
+        """The tasks whose train datasets the run draws from (`single` without replay: the new task's only)."""
+        if self.kind == "single" and not self.replay:
+            return (self.order[1],)
+        return TASKS
+
+    def batches_per_epoch(self, batches: dict[str, int]) -> int:
+        """The batches an epoch draws (joint steps draw two)."""
+        if self.epoch_steps:
+            return self.epoch_steps
         if self.kind == "single":
             return batches[self.order[1]]
-        if self.kind in ("joint", "phased"):
-            return max(batches.values())
-        if self.ratio == "auto":
-            return batches["det"] + batches["seg"]
-        a, b = self.ratio
-        return max(math.ceil(batches["det"] / a), math.ceil(batches["seg"] / b)) * (a + b)
+        return sum(batches[t] for t in TASKS)
+
+    def steps_per_epoch(self, batches: dict[str, int]) -> int:
+        """Steps in every epoch, given the batches per pass of each dataset."""
+        n = self.batches_per_epoch(batches)
+        return math.ceil(n / 2) if self.kind == "joint" else n
+
+    def counts(self, epoch: int, epochs: int, batches: dict[str, int]) -> dict[str, int]:
+        """The steps of each task in this epoch (a joint step counts for both)."""
+        n = self.steps_per_epoch(batches)
+        if self.kind == "joint":
+            return dict.fromkeys(TASKS, n)
+        if self.kind == "alternate":
+            return split_steps(n, self.ratio.shares(batches))
+        tasks = self.phase(epoch, epochs)
+        replaying = self.replay and tasks == (self.order[1],) and self.order[0] in batches
+        if not replaying:
+            return {tasks[0]: n}
+        return split_steps(n, {self.order[1]: 1 / (1 + self.replay), self.order[0]: self.replay / (1 + self.replay)})
 
     def steps(self, epoch: int, epochs: int, batches: dict[str, int]) -> list[tuple[str, ...]]:
         """The ordered steps of one epoch."""
-        n = self.steps_per_epoch(batches)
-        tasks = self.phase(epoch, epochs)
-        if len(tasks) == 1:
-            return [tasks] * n
         if self.kind == "joint":
-            return [TASKS] * n
-        if self.ratio == "auto":  # spread the smaller set evenly: draw the task that is furthest behind its share
-            done, out = {"det": 0, "seg": 0}, []
-            for _ in range(n):
-                task = min(TASKS, key=lambda t: ((done[t] + 0.5) / batches[t], t))
-                done[task] += 1
-                out.append((task,))
-            return out
-        a, b = self.ratio
-        return [t for _ in range(n // (a + b)) for t in [("det",)] * a + [("seg",)] * b]
+            return [TASKS] * self.steps_per_epoch(batches)
+        return [(task,) for task in spread(self.counts(epoch, epochs, batches))]
 
-    def describe(self, batches: dict[str, int]) -> str:
-        """What an epoch is, in words (printed when training starts)."""
+    def describe(self, batches: dict[str, int], epoch: int = 0, epochs: int = 1) -> str:
+        """What an epoch is, in words (printed when training starts): its length and what its steps draw."""
         n = self.steps_per_epoch(batches)
-        if self.kind == "single":
-            return f"{n} {self.order[1]} steps (one pass; the {self.order[0]} val set measures what is kept)"
-        if self.kind == "phased":
-            return f"{n} steps of the current phase's task (one pass over the larger dataset)"
+        length = (
+            f"{self.epoch_steps} batches (--epoch-steps)"
+            if self.epoch_steps
+            else f"{batches[self.order[1]]} batches (one pass over the {self.order[1]} set)"
+            if self.kind == "single"
+            else f"{sum(batches[t] for t in TASKS)} batches (det {batches['det']} + seg {batches['seg']}: what the two "
+            "single-task models draw in an epoch)"
+        )
+        counts = self.counts(epoch, epochs, batches)
         if self.kind == "joint":
-            return f"{n} steps, each one det batch + one seg batch in one forward (one pass over the larger set)"
-        if self.ratio == "auto":
-            return f"{n} steps: each dataset drawn once ({batches['det']} det + {batches['seg']} seg batches)"
-        return f"{n} steps alternating det:seg = {self.ratio[0]}:{self.ratio[1]} (each dataset drawn at least once)"
+            return f"{n} steps, each one det batch + one seg batch in one forward; length {length}"
+        drawn = " + ".join(f"{counts[t]} {t}" for t in TASKS if counts.get(t))
+        if self.kind == "alternate":
+            return f"{n} steps, length {length}; mix {self.ratio}: {drawn} steps"
+        replay = f", replaying {self.replay:g} {self.order[0]} batches per {self.order[1]} batch" if self.replay else ""
+        if self.kind == "single":
+            return f"{n} steps, length {length}: {drawn} (the {self.order[0]} val set measures what is kept){replay}"
+        return f"{n} steps of the current phase's task, length {length}{replay}"
 
 
 def task_args(args: Any, task: str) -> Any:
@@ -151,10 +205,12 @@ class MultiTaskLoader:
     dataset repeats only where the plan asks for more of its batches than one pass holds.
     """
 
-    def __init__(self, loaders: dict[str, Any], plan: TaskPlan, epochs: int):
+    def __init__(self, loaders: dict[str, Any], plan: TaskPlan, epochs: int, batches: dict[str, int] | None = None):
+        """`loaders`: one Ultralytics loader per task drawn from; `batches`: each dataset's batches per pass (default:
+        the loaders'; a task validated only, without a train loader, counts as 0)."""
         self.loaders, self.plan, self.epochs = loaders, plan, epochs
         self.epoch = 0
-        self.batches = {task: len(loader) for task, loader in loaders.items()}
+        self.batches = batches or {task: len(loader) for task, loader in loaders.items()}
         self.dataset = _Datasets({task: loader.dataset for task, loader in loaders.items()})
         self.sampler = _Samplers(self)
         self.batch_size = next(iter(loaders.values())).batch_size

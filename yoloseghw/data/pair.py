@@ -19,7 +19,7 @@ from ultralytics.utils import YAML
 from yoloseghw.data.dataset import load_data_config, read_yaml_mapping
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path
-from yoloseghw.utils.options import DEFAULTS, check_options
+from yoloseghw.utils.options import DEFAULTS, Mix, check_options
 
 PAIR_FILE = "pair.yaml"
 
@@ -64,8 +64,8 @@ def write_pair(path: Path, det: str | Path, seg: str | Path, options: dict[str, 
     content = {"det": str(Path(det).resolve()), "seg": str(Path(seg).resolve())}
     for key in DEFAULTS:
         value = options.get(key, DEFAULTS[key])
-        if key == "ratio" and isinstance(value, (tuple, list)):
-            value = f"{value[0]}:{value[1]}"
+        if key == "ratio":
+            value = str(Mix.parse(value))
         elif key == "order" and isinstance(value, (tuple, list)):
             value = ",".join(value)
         content[key] = value

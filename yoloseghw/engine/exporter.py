@@ -22,7 +22,7 @@ from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
-from yoloseghw.utils.files import atomic_path
+from yoloseghw.utils.files import atomic_path, replace_folder, scratch_folder, write_errors
 from yoloseghw.utils.version import __version__
 
 
@@ -108,6 +108,16 @@ class DetSegExporter(Exporter):
         }
 
 
+FORMATS = ("onnx", "openvino")
+
+
+def export_path(weights: Path, fmt: str) -> Path:
+    """Where an export of `weights` lands: best.onnx, or the folder best_openvino_model/."""
+    from yoloseghw.nn.openvino import FOLDER_SUFFIX
+
+    return weights.with_suffix(".onnx") if fmt == "onnx" else weights.with_name(f"{weights.stem}{FOLDER_SUFFIX}")
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     """The options of an export (the one definition the CLI, the facade and the exporter share).
@@ -179,3 +189,37 @@ def export_onnx(model: DetSegModel, weights: str | Path, options: ExportOptions)
             return Path(exporter(model))
         except (ValueError, AssertionError) as e:
             raise UserInputError(f"export: {' '.join(str(e).split())}") from None
+
+
+def export_openvino(model: DetSegModel, weights: str | Path, options: ExportOptions) -> Path:
+    """Export `model` (loaded from `weights`) as an OpenVINO IR in `<weights stem>_openvino_model/`, made from its
+    ONNX export: the same graph, outputs and metadata, FP32 weights.
+
+    Args:
+        model: the model to export.
+        weights: the checkpoint it came from; the folder is named after it.
+        options: the export options (as for ONNX).
+
+    Returns:
+        The model's .xml path.
+
+    Raises:
+        UserInputError: openvino missing, a bad option, or a folder that cannot be written.
+    """
+    import onnx
+
+    from yoloseghw.nn.openvino import FOLDER_SUFFIX, require_openvino, write_metadata
+
+    ov = require_openvino()
+    weights = Path(weights)
+    final = weights.with_name(f"{weights.stem}{FOLDER_SUFFIX}")
+    with scratch_folder(final, "openvino") as tmp:
+        onnx_file = export_onnx(model, tmp / weights.name, options)
+        meta = {p.key: p.value for p in onnx.load(str(onnx_file), load_external_data=False).metadata_props}
+        ir = ov.Core().read_model(str(onnx_file))
+        write_metadata(ir, {**meta, "format": "openvino", "precision": "fp32"})
+        folder = tmp / final.name
+        with write_errors(folder):
+            ov.save_model(ir, str(folder / f"{weights.stem}.xml"), compress_to_fp16=False)
+        replace_folder(folder, final)
+    return final / f"{weights.stem}.xml"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from copy import deepcopy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,15 +24,17 @@ from yoloseghw.engine.checkpoint import (
     trained_epochs,
 )
 from yoloseghw.engine.distributed import join_process_group, on_rank_zero
-from yoloseghw.nn.backends import OnnxBackend, TorchBackend, torch_device
+from yoloseghw.nn.backends import ExportedBackend, OnnxBackend, TorchBackend, torch_device
+from yoloseghw.nn.openvino import is_openvino
 from yoloseghw.nn.semantic_head import seg_head_class, seg_head_name
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 from yoloseghw.utils.errors import UserInputError
-from yoloseghw.utils.files import check_output_folder
+from yoloseghw.utils.files import check_output_folder, check_run_name, write_errors
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
 from yoloseghw.utils.options import (
     PHASED_FREEZE,
     PROJECT,
+    check_imgsz,
     check_options,
     check_training_args,
     freeze_layers,
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from yoloseghw.engine.results import DetSegResult
 
 METRIC_PREFIXES = ("metrics/", "fitness")
+DEFAULT_MODEL = "yolo26n"  # the model a YOLOSeg builds when none is named
 
 
 class YOLOSeg:
@@ -60,19 +65,20 @@ class YOLOSeg:
         save_dir: the output folder of the last `predict` (with saving) or `bench` call.
     """
 
-    def __init__(self, model: str | Path = "yolo26n"):
+    def __init__(self, model: str | Path | None = None):
         """Build an untrained model from a stock detection name or yaml, or load a checkpoint or an ONNX export.
 
         Args:
             model: a stock Ultralytics detection model name (any family and scale n/s/m/l/x: `yolo26n`, `yolo11s`,
                 ...), a detection model yaml, a yoloseg checkpoint (`.pt`) or a yoloseg ONNX export (`.onnx`).
+                None: `yolo26n`, or for `train(weights=...)` the architecture of those weights.
 
         Raises:
             UserInputError: an unknown model name, a yaml that is not a detection model, or a file that is not a
                 yoloseg checkpoint or export.
         """
         self.model: DetSegModel | None = None
-        self.onnx: OnnxBackend | None = None
+        self.exported: ExportedBackend | None = None  # an ONNX Runtime or OpenVINO backend of an exported file
         self.ckpt: dict[str, Any] = {}
         self.weights: Path | None = None
         self._fused: tuple[DetSegModel, str, TorchBackend] | None = None
@@ -81,54 +87,57 @@ class YOLOSeg:
         if str(model).endswith((".pt", ".pth")):
             self.model, self.ckpt = load_model(model)
             self.cfg, self.weights = self.model.yaml, Path(model)
-        elif str(model).endswith(".onnx"):
-            self.onnx, self.weights, self.cfg = OnnxBackend(model), Path(model), None
+        elif str(model).endswith(".onnx") or is_openvino(model):
+            self.exported, self.weights, self.cfg = exported_backend(model), Path(model), None
         else:
-            self.cfg = load_model_cfg(model)
+            self.cfg = None if model is None else load_model_cfg(model)
 
     # ------------------------------------------------------------------ info
     @property
     def det_names(self) -> dict[int, str]:
         """Detection class names by id."""
-        return self.onnx.det_names if self.onnx else self._require_model().det_names
+        return self.exported.det_names if self.exported else self._require_model().det_names
 
     @property
     def seg_names(self) -> dict[int, str]:
         """Semantic class names by id."""
-        return self.onnx.seg_names if self.onnx else self._require_model().seg_names
+        return self.exported.seg_names if self.exported else self._require_model().seg_names
 
     def _train_imgsz(self) -> int:
-        """The image size the checkpoint was trained at, or the ONNX model was exported at (640 when unknown)."""
-        if self.onnx:
-            return int(self.onnx.metadata["imgsz"][0])
+        """The image size the checkpoint was trained at, or the exported model was exported at (640 when unknown)."""
+        if self.exported:
+            return int(self.exported.metadata["imgsz"][0])
         return int(self.ckpt.get("train_args", {}).get("imgsz", 640))
 
     def _require_model(self) -> DetSegModel:
-        if self.onnx is not None:
-            raise UserInputError(f"--weights: {self.weights} is an ONNX model; this needs the PyTorch checkpoint (.pt)")
+        if self.exported is not None:
+            raise UserInputError(
+                f"--weights: {self.weights} is an exported model; this needs the PyTorch checkpoint (.pt)"
+            )
         if self.model is None:
             raise UserInputError("this YOLOSeg has no trained weights yet; train it or load a .pt checkpoint")
         return self.model
 
-    def backend(self, device: str = "", threads: int | None = None) -> TorchBackend | OnnxBackend:
-        """The inference backend predict and val run: a fused copy of the PyTorch model, or the ONNX Runtime session.
+    def backend(self, device: str = "", threads: int | None = None) -> TorchBackend | ExportedBackend:
+        """The inference backend predict and val run: a fused copy of the PyTorch model, or the ONNX Runtime session
+        or OpenVINO model of an exported file.
 
         Args:
-            device: Ultralytics' device string (`cpu`, `0`, ...; empty: the best available).
-            threads: ONNX Runtime intra-op threads (None: onnxruntime's choice).
+            device: Ultralytics' device string (`cpu`, `0`, ...; empty: the best available); OpenVINO: cpu, gpu, npu.
+            threads: ONNX Runtime intra-op / OpenVINO inference threads (None: the runtime's choice).
 
         Returns:
             A backend that maps a letterboxed float batch [B,3,H,W] to (detections, semantic output); one is kept per
-            model and device (PyTorch) or per thread count and device (ONNX Runtime).
+            model and device (PyTorch) or per thread count and device (exported files).
         """
-        if self.onnx is None:
+        if self.exported is None:
             model = self._require_model()
             if self._fused is None or self._fused[:2] != (model, str(device)):
                 self._fused = (model, str(device), TorchBackend(model, device, fuse=True))
             return self._fused[2]
-        if (threads, str(device)) != (self.onnx.threads, self.onnx.device_request):
-            self.onnx = OnnxBackend(self.weights, device, threads)
-        return self.onnx
+        if (threads, str(device)) != (self.exported.threads, self.exported.device_request):
+            self.exported = exported_backend(self.weights, device, threads)
+        return self.exported
 
     def info(self) -> dict[str, Any]:
         """A summary of the model.
@@ -140,18 +149,18 @@ class YOLOSeg:
         """
         from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-        if self.onnx:
-            meta = self.onnx.metadata
+        if self.exported:
+            meta = self.exported.metadata
             return {
                 "architecture": meta["family"],
                 "semantic head": meta["seg_head"],
-                "det_names": self.onnx.det_names,
-                "seg_names": self.onnx.seg_names,
-                "input": "dynamic" if self.onnx.dynamic else f"{(self.onnx.batch, 3, *self.onnx.imgsz)}",
-                "detections": "end-to-end (no NMS)" if self.onnx.end2end else "raw (NMS after the network)",
+                "det_names": self.exported.det_names,
+                "seg_names": self.exported.seg_names,
+                "input": "dynamic" if self.exported.dynamic else f"{(self.exported.batch, 3, *self.exported.imgsz)}",
+                "detections": "end-to-end (no NMS)" if self.exported.end2end else "raw (NMS after the network)",
                 "semantic output": meta["semantic_output"].name,
                 "precision": meta["precision"],
-                "providers": ", ".join(self.onnx.providers),
+                "providers": ", ".join(self.exported.providers),
             }
         model = self._require_model()
         imgsz = self._train_imgsz()
@@ -195,6 +204,8 @@ class YOLOSeg:
         *,
         data: str | Path | None = None,
         weights: str | Path | None = None,
+        val_det: str | Path | None = None,
+        val_seg: str | Path | None = None,
         resume: bool | str | Path = False,
         project: str | Path = PROJECT,
         name: str = "train",
@@ -214,7 +225,11 @@ class YOLOSeg:
                 fine-tunes that task alone (schedule `single`).
             data: a pair yaml (det, seg and yoloseg's options) instead of `det` and `seg`.
             weights: a detection or yoloseg `.pt` whose tensors initialise the matching layers of a model built
-                from this model's yaml.
+                from this model's yaml (a YOLOSeg made without a model: the weights' own architecture). With only
+                `seg`, a stock Ultralytics detector learns segmentation (schedule `single`).
+            val_det: with only `seg`: the detection dataset yaml whose val split measures what detection keeps
+                (default: the checkpoint's own, from its run's pair.yaml).
+            val_seg: with only `det`: the semantic dataset yaml whose val split measures what segmentation keeps.
             resume: an interrupted run's folder or `weights/last.pt`, continued where it stopped.
             project: the parent folder of the run.
             name: the run's folder name.
@@ -235,11 +250,15 @@ class YOLOSeg:
         from yoloseghw.engine.trainer import DetSegTrainer
 
         trainer_class = trainer or DetSegTrainer
-        if self.onnx:
+        if self.exported:
             raise UserInputError(f"{self.weights} is an ONNX model and cannot be trained; train from the .pt file")
         options = {k: overrides.pop(k) for k in list(overrides) if k in OPTION_DEFAULTS}
-        cfg = self.cfg if seg_head is None else {**self.cfg, "seg_head": seg_head}
+        ckpt = read_checkpoint(weights) if weights and not resume else self.ckpt
+        cfg = self.cfg
+        if cfg is None:  # no model named: the weights' own architecture, else the default
+            cfg = deepcopy(checkpoint_model(ckpt).yaml) if weights else load_model_cfg(DEFAULT_MODEL)
         if seg_head is not None:
+            cfg = {**cfg, "seg_head": seg_head}
             seg_head_class(seg_head)
             if resume or (self.ckpt and not weights):
                 raise UserInputError(
@@ -250,38 +269,50 @@ class YOLOSeg:
         torch_device(device)  # an unavailable --device is one line, before any run folder
         join_process_group(device)  # under torchrun every process runs this; rank 0 writes the run folder
         if "freeze" in overrides:
-            overrides["freeze"] = freeze_layers(overrides["freeze"], None if resume else self.cfg)
-        if resume:
-            if options:
-                raise UserInputError(
-                    f"--resume keeps the run's own {', '.join(sorted(options))}; start a new run to change them"
-                )
-            trainer = runs.resume_trainer(trainer_class, resume, det, seg, overrides, self.callbacks)
-        else:
-            ckpt = read_checkpoint(weights) if weights else self.ckpt
-            pair, overrides = runs.training_pair(det, seg, data, ckpt, options, overrides)
-            if self.ckpt and "imgsz" not in overrides:  # fine-tuning keeps the checkpoint's size, as Ultralytics does
-                overrides["imgsz"] = self._train_imgsz()
-            args = ultralytics_args({**overrides, "data": PAIR_FILE}, "train")
-            opts = check_options(pair, args.epochs)
-            if opts["schedule"] == "phased" and "freeze" not in overrides:
-                overrides["freeze"] = args.freeze = PHASED_FREEZE
-            overrides["imgsz"] = check_training_args(args, layer_count(self.cfg))
-            check_output_folder(project, "--project")
-            if args.rect and opts["schedule"] == "joint":
-                raise UserInputError("rect=True cannot train the joint schedule (a joint step needs one image size)")
-            # the trainer loads both again from pair.yaml; checking here first means bad data stops the run before a
-            # run folder exists and before Ultralytics' integrations (TensorBoard, MLflow, ...) start a run
-            load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
-            source = self._source_model(weights, ckpt)
-            save_dir, pair_yaml = on_rank_zero(lambda: runs.new_run_folder(Path(project) / name, opts))
-            overrides = {**overrides, "data": str(pair_yaml), "save_dir": str(save_dir), "model": self._model_name()}
-            trainer = runs.new_trainer(trainer_class, overrides, self.callbacks, save_dir)
-            # --weights: a model built from --model takes what fits (Ultralytics' BaseModel.load); else this
-            # checkpoint's own module is fine-tuned, or a new model starts from scratch
-            trainer.model = trainer.get_model(cfg=cfg, weights=source, transfer=bool(weights))
+            overrides["freeze"] = freeze_layers(overrides["freeze"], None if resume else cfg)
+        held = ExitStack()  # the run folder's lock, held until training ends
+        if not resume and not Path(project).exists():  # a project folder this run makes goes if the run fails
+            held.callback(_remove_if_empty, Path(project))
+        with _released_on_error(held):  # a failed set-up releases the lock and removes a new project folder
+            if resume:
+                if options:
+                    raise UserInputError(
+                        f"--resume keeps the run's own {', '.join(sorted(options))}; start a new run to change them"
+                    )
+                held.enter_context(runs.RunLock(runs.resume_folder(resume)[0]))  # before anything is written
+                trainer = runs.resume_trainer(trainer_class, resume, det, seg, overrides, self.callbacks)
+            else:
+                check_run_name(name)
+                pair, overrides = runs.training_pair(det, seg, data, ckpt, options, overrides, val_det, val_seg)
+                if (
+                    self.ckpt and "imgsz" not in overrides
+                ):  # fine-tuning keeps the checkpoint's size, as Ultralytics does
+                    overrides["imgsz"] = self._train_imgsz()
+                args = ultralytics_args({**overrides, "data": PAIR_FILE}, "train")
+                opts = check_options(pair, args.epochs)
+                if opts["schedule"] == "phased" and "freeze" not in overrides:
+                    overrides["freeze"] = args.freeze = PHASED_FREEZE
+                overrides["imgsz"] = check_training_args(args, layer_count(cfg))
+                check_output_folder(project, "--project")
+                if args.rect and opts["schedule"] == "joint":
+                    raise UserInputError(
+                        "rect=True cannot train the joint schedule (a joint step needs one image size)"
+                    )
+                # the trainer loads both again from pair.yaml; checking here first means bad data stops the run before a
+                # run folder exists and before Ultralytics' integrations (TensorBoard, MLflow, ...) start a run
+                load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
+                source = self._source_model(weights, ckpt)
+                save_dir, pair_yaml = on_rank_zero(lambda: runs.new_run_folder(Path(project) / name, opts))
+                held.enter_context(runs.RunLock(save_dir))
+                model_name = str(self.weights or cfg.get("yaml_file", "custom.yaml"))  # as Ultralytics' `model` arg
+                overrides = {**overrides, "data": str(pair_yaml), "save_dir": str(save_dir), "model": model_name}
+                trainer = runs.new_trainer(trainer_class, overrides, self.callbacks, save_dir)
+                # --weights: a model built from --model takes what fits (Ultralytics' BaseModel.load); else this
+                # checkpoint's own module is fine-tuned, or a new model starts from scratch
+                trainer.model = trainer.get_model(cfg=cfg, weights=source, transfer=bool(weights))
         self.trainer = trainer
-        runs.train_or_clean_up(trainer)
+        with held:
+            runs.train_or_clean_up(trainer)
         if RANK not in {-1, 0}:
             return {}
         final = trainer.best if trainer.best.exists() else trainer.last  # a resumed run may never beat its best
@@ -308,12 +339,6 @@ class YOLOSeg:
             model.pt_path = str(weights)
             return model
         return self.model
-
-    def _model_name(self) -> str:
-        """The model as Ultralytics' `model` arg records it: the checkpoint, or the yaml/name it was built from."""
-        if self.weights:
-            return str(self.weights)
-        return str(self.cfg.get("yaml_file", "custom.yaml"))
 
     # ------------------------------------------------------------------ val
     def val(
@@ -353,6 +378,9 @@ class YOLOSeg:
 
         if det is None and seg is None:
             raise UserInputError("give --det and/or --seg to validate on")
+        if batch < 1:
+            raise UserInputError(f"--batch must be at least 1, got {batch}")
+        check_imgsz(imgsz)
         det_data = load_data_config(det, "det") if det else None
         seg_data = load_data_config(seg, "seg") if seg else None
         self._check_names(det_data, seg_data)
@@ -435,28 +463,33 @@ class YOLOSeg:
             raise UserInputError(f"--conf, --iou and --alpha must be between 0 and 1 (got {conf}, {iou}, {alpha})")
         if max_det < 1:
             raise UserInputError(f"--max-det must be at least 1, got {max_det}")
+        check_imgsz(imgsz)
         backend = self.backend(device, threads)
         imgsz = imgsz or self._train_imgsz()
         predictor = DetSegPredictor(backend, imgsz, conf, iou, class_ids(classes, backend.det_names), max_det, semantic)
         writer = None
         saving = save or save_mask or save_txt or save_json
         if saving:
+            check_run_name(name)
             check_output_folder(project, "--project")
         src = open_source(source)  # a bad source stops here, before any output folder exists
         if saving:
-            self.save_dir = increment_path(Path(project) / name, exist_ok=False, mkdir=True)
-            writer = PredictionWriter(self.save_dir, save, save_mask, save_txt, save_conf, save_json, alpha)
+            made = () if Path(project).exists() else (Path(project),)
+            with write_errors(project):
+                self.save_dir = increment_path(Path(project) / name, exist_ok=False, mkdir=True)
+            writer = PredictionWriter(self.save_dir, save, save_mask, save_txt, save_conf, save_json, alpha, made)
         self.predictor = predictor
         results = predictor.stream(src, writer, progress=verbose)
         return results if stream else list(results)
 
     # ------------------------------------------------------------------ export
-    def export(self, format: str = "onnx", **options: Any) -> Path:
-        """Export to ONNX beside the checkpoint (best.pt -> best.onnx), with outputs `detections` and `semantic` and
-        both class lists in its metadata.
+    def export(self, format: str = "onnx", force: bool = False, **options: Any) -> Path:
+        """Export beside the checkpoint (best.pt -> best.onnx or best_openvino_model/), with outputs `detections` and
+        `semantic` and both class lists in its metadata.
 
         Args:
-            format: the export format (`onnx`).
+            format: `onnx` (best.onnx) or `openvino` (best_openvino_model/, made from the ONNX graph).
+            force: replace an existing export of the same name.
             **options: the fields of `ExportOptions` (engine/exporter.py): imgsz, dynamic, simplify, opset, batch,
                 semantic (the output kind: `classmap4` by default, the argmax in the graph at stride 4), device.
 
@@ -464,17 +497,23 @@ class YOLOSeg:
             The exported file's path.
 
         Raises:
-            UserInputError: an unknown format or option, or a folder that cannot be written.
+            UserInputError: an unknown format or option, a folder that cannot be written, or an existing export
+                without `force`.
         """
-        from yoloseghw.engine.exporter import ExportOptions, export_onnx
+        from yoloseghw.engine.exporter import FORMATS, ExportOptions, export_onnx, export_openvino, export_path
 
-        if format.lower() != "onnx":
-            raise UserInputError(f"--format: only onnx is supported, got '{format}'")
+        fmt = format.lower()
+        if fmt not in FORMATS:
+            raise UserInputError(f"--format: expected {' or '.join(FORMATS)}, got '{format}'")
         model = self._require_model()
         check_output_folder(self.weights.parent, "export (beside --weights)")
+        out = export_path(self.weights, fmt)
+        if out.exists() and not force:
+            raise UserInputError(f"{out} exists; give --force to replace it")
         settings = ExportOptions.of(options)
         imgsz = round_to_stride(settings.imgsz or self._train_imgsz(), model.input_stride)
-        return export_onnx(model, self.weights, ExportOptions.of({**options, "imgsz": imgsz}))
+        write = export_openvino if fmt == "openvino" else export_onnx
+        return write(model, self.weights, ExportOptions.of({**options, "imgsz": imgsz}))
 
     # ------------------------------------------------------------------ compress
     def compress(
@@ -492,13 +531,17 @@ class YOLOSeg:
         steps: int = 1,
         finetune_epochs: int = 10,
         semantic: str | None = None,
+        runtime: str = "onnxruntime",
+        accuracy_aware: bool = False,
         force: bool = False,
         **train_options: Any,
     ) -> Path:
-        """Write a compressed variant beside the checkpoint: best-prune30.pt, best-int8.onnx or best-fp16.onnx.
+        """Write a compressed variant beside the checkpoint: best-prune30.pt, best-int8.onnx, best-fp16.onnx or
+        best-int8_openvino_model/.
 
         Args:
-            method: `prune` (structured pruning), `quantize` (INT8, ONNX Runtime static QDQ) or `fp16`.
+            method: `prune` (structured pruning), `quantize` (INT8: ONNX Runtime static QDQ, or NNCF for OpenVINO)
+                or `fp16`.
             det: the detection dataset yaml (prune: fine-tuning; quantize: calibration).
             seg: the semantic dataset yaml (prune: fine-tuning; quantize: calibration).
             calib: quantize: calibration images, half from each dataset's train split.
@@ -510,6 +553,9 @@ class YOLOSeg:
             steps: prune: rounds, each followed by `finetune_epochs / steps` epochs of fine-tuning.
             finetune_epochs: prune: fine-tuning epochs in all (with `det` and `seg`).
             semantic: quantize, fp16: the semantic output kind (see `export`).
+            runtime: quantize: `onnxruntime` (an INT8 ONNX file) or `openvino` (an NNCF INT8 OpenVINO model).
+            accuracy_aware: quantize for OpenVINO: NNCF's accuracy-controlled mode, keeping the combined fitness on
+                both val sets within 0.01 of FP32's.
             force: replace an existing output file.
             **train_options: prune: options of the fine-tuning runs (batch, schedule, ...).
 
@@ -520,10 +566,14 @@ class YOLOSeg:
             UserInputError: an unknown method, bad data or options, or an existing output without `force`.
         """
         from yoloseghw.compress.pipeline import onnx_variant, output_path, prune_checkpoint
+        from yoloseghw.compress.prune import check_options as check_prune_options
         from yoloseghw.engine.exporter import ExportOptions, export_onnx
 
         model = self._require_model()
-        out = output_path(self.weights, method, ratio, force)
+        check_output_folder(self.weights.parent, "compress (beside --weights)")
+        if method == "prune":
+            check_prune_options(ratio, criterion)
+        out = output_path(self.weights, method, ratio, force, runtime)
         if method == "prune":
             if (det is None) != (seg is None):
                 raise UserInputError(
@@ -534,7 +584,7 @@ class YOLOSeg:
 
             def finetune(path: Path, epochs: int) -> tuple[Path, DetSegModel]:
                 tuned = YOLOSeg(path)
-                tuned.train(det, seg, project=path.parent, name=f"{path.stem}-finetune", epochs=epochs, **train_options)
+                tuned.train(det, seg, project=out.parent, name=f"{out.stem}-finetune", epochs=epochs, **train_options)
                 return tuned.weights, tuned.model
 
             return prune_checkpoint(
@@ -556,7 +606,37 @@ class YOLOSeg:
             with ultralytics_log(logging.WARNING):  # the FP32 export is a temporary step: no export report
                 return export_onnx(model, path, settings)
 
-        return onnx_variant(method, out, export, self.weights.name, det, seg, calib, calib_method, keep_float)
+        if accuracy_aware and runtime != "openvino":
+            raise UserInputError("--accuracy-aware is NNCF's mode: give --runtime openvino")
+        validate = self._fitness_of_compiled(det, seg, imgsz) if accuracy_aware else None
+        return onnx_variant(
+            method, out, export, self.weights.name, det, seg, calib, calib_method, keep_float, runtime, validate
+        )
+
+    def _fitness_of_compiled(self, det: Any, seg: Any, imgsz: int) -> Callable[[Any], float]:
+        """For NNCF's accuracy-aware mode: the combined fitness on both val sets of an OpenVINO compiled model."""
+        from types import SimpleNamespace
+
+        import torch
+
+        from yoloseghw.compress.openvino_int8 import fitness_of_compiled
+        from yoloseghw.engine.validator import DetSegValidator
+
+        if det is None or seg is None:
+            raise UserInputError("--accuracy-aware validates on both datasets: give --det and --seg")
+        model = self._require_model()
+        args = ultralytics_args({"imgsz": imgsz, "batch": 1, "plots": False}, "val")
+        validator = DetSegValidator(
+            args, load_data_config(det, "det"), load_data_config(seg, "seg"), model.input_stride, Path("."), rect=False
+        )
+        reference = SimpleNamespace(
+            kind="OpenVINO",
+            device=torch.device("cpu"),
+            det_names=model.det_names,
+            seg_names=model.seg_names,
+            end2end=bool(model.end2end),
+        )
+        return lambda compiled: fitness_of_compiled(compiled, validator, reference)
 
     # ------------------------------------------------------------------ bench
     def bench(
@@ -591,6 +671,7 @@ class YOLOSeg:
         unknown = set(options) - set(BenchOptions.__dataclass_fields__)
         if unknown:
             raise UserInputError(f"bench: unknown option(s) {', '.join(sorted(unknown))}")
+        check_run_name(name)
         check_output_folder(project, "--project")
         self.save_dir = increment_path(Path(project) / name, exist_ok=False, sep="-")
         given = tuple(map(Path, variants))
@@ -614,10 +695,34 @@ class YOLOSeg:
 
         twin = YOLOSeg(other)
         imgsz = twin._train_imgsz()
-        kind = twin.onnx.semantic_output.name if twin.onnx else None  # PyTorch computes the ONNX file's output kind
+        kind = twin.exported.semantic_output.name if twin.exported else None  # PyTorch computes the export's kind
         mine = self.predict(source, imgsz=imgsz, conf=conf, threads=threads, semantic=kind)
         theirs = twin.predict(source, imgsz=imgsz, conf=conf, threads=threads)
         return compare_predictions(mine, theirs, conf)
+
+
+def exported_backend(path: str | Path, device: str = "", threads: int | None = None) -> ExportedBackend:
+    """The backend of an exported file: ONNX Runtime for an .onnx file, OpenVINO for an OpenVINO model."""
+    if is_openvino(path):
+        from yoloseghw.nn.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(path, device, threads)
+    return OnnxBackend(path, device, threads)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+@contextmanager
+def _released_on_error(held: ExitStack) -> Iterator[None]:
+    """Release what `held` holds (a run folder's lock) if the block fails; keep it held otherwise."""
+    try:
+        yield
+    except BaseException:
+        held.close()
+        raise
 
 
 def class_ids(classes: list[int | str] | str | None, names: dict[int, str]) -> list[int] | None:

@@ -11,6 +11,8 @@ nearest-neighbour for class maps, bilinear (then the argmax) for logits.
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +124,23 @@ class DetSegPredictor:
                             soft_wrap=True,
                         )
                     yield result
+        except BaseException:
+            if bar:  # the error is the last word: no half-done bar above it
+                bar.remove_task(task)
+            if writer:
+                writer.close()
+                writer.remove_if_empty()
+            raise
         finally:
             if bar:
                 bar.stop()
             src.close()
             if writer:
                 writer.close()
+        if src.skipped and not self.seen:
+            if writer:
+                writer.remove_if_empty()
+            raise UserInputError(f"source: none of its {len(src.skipped)} image(s) could be read ({src.skipped[0]})")
         if src.skipped:
             shown = ", ".join(Path(p).name for p in src.skipped[:5]) + (", ..." if len(src.skipped) > 5 else "")
             warn(f"skipped {len(src.skipped)} unreadable image(s): {shown}")
@@ -191,7 +204,12 @@ def input_size(backend: TorchBackend | OnnxBackend, imgsz: int | None) -> int:
 
 
 class PredictionWriter:
-    """Writes what `yoloseg predict` saves: annotated images/videos, class-map PNGs, YOLO txt and JSON lines."""
+    """Writes what `yoloseg predict` saves: annotated images/videos, class-map PNGs, YOLO txt and JSON lines.
+
+    Every source gets its own output names: two images with one file name in different folders, or an image named
+    like a video's frame files, get names that say where they came from (the folder's name first, then a number).
+    A write that fails (a full disk, a folder that is not writable) is a UserInputError naming the file.
+    """
 
     def __init__(
         self,
@@ -202,8 +220,11 @@ class PredictionWriter:
         save_conf: bool = False,
         save_json: bool = False,
         alpha: float = 0.5,
+        made: tuple[Path, ...] = (),
     ):
-        self.save_dir = save_dir
+        """`made`: the folders this prediction created (its output folder, a new --project), removed again when the
+        prediction fails with nothing written."""
+        self.save_dir, self.made = save_dir, made
         self.save, self.save_mask, self.save_txt, self.save_conf, self.alpha = (
             save,
             save_mask,
@@ -211,35 +232,69 @@ class PredictionWriter:
             save_conf,
             alpha,
         )
-        self.json = open(save_dir / "predictions.jsonl", "w", encoding="utf-8") if save_json else None
+        self.json = (
+            checked(lambda: open(save_dir / "predictions.jsonl", "w", encoding="utf-8"), save_dir)
+            if save_json
+            else None
+        )
         self.videos: dict[str, cv2.VideoWriter] = {}
+        self.stems: dict[str, str] = {}  # source (video) -> its output stem
+        self.taken: set[str] = set()
         self.written = 0
+
+    def stem_of(self, source: Path, frame: int | None) -> str:
+        """The output stem of an image, or of a video frame (`<video stem>_<frame>`), unique in the folder."""
+        key = str(source)
+        if key not in self.stems:
+            stem = source.stem or "image"
+            for candidate in (stem, f"{source.parent.name}_{stem}" if source.parent.name else stem):
+                if candidate not in self.taken:
+                    break
+            n = 2
+            while candidate in self.taken:
+                candidate, n = f"{stem}_{n}", n + 1
+            self.stems[key] = candidate
+            self.taken.add(candidate)
+        stem = self.stems[key]
+        if frame is None:
+            return stem
+        frame_stem = f"{stem}_{frame}"
+        self.taken.add(frame_stem)
+        return frame_stem
 
     def write(self, result: DetSegResult, fps: float | None) -> None:
         """Save one result; frames of a video go to `<stem>.mp4` and get `_<frame>` suffixed masks and labels."""
         source = Path(result.path)
-        stem = source.stem if result.frame is None else f"{source.stem}_{result.frame}"
+        stem = self.stem_of(source, result.frame)
         if self.save:
             plotted = result.plot(alpha=self.alpha)
             if result.frame is None:
-                name = source.name if source.suffix else f"{source.name or 'image'}.jpg"
-                cv2.imwrite(str(self.save_dir / name), plotted)
+                path = self.save_dir / f"{stem}{source.suffix or '.jpg'}"
+                checked(lambda: cv2.imwrite(str(path), plotted), path)
             else:
                 self._video(source, plotted, fps).write(plotted)
         if self.save_mask:
-            result.save_mask(self.save_dir / "masks" / f"{stem}.png")
+            path = self.save_dir / "masks" / f"{stem}.png"
+            checked(lambda: result.save_mask(path), path)
         if self.save_txt:
-            result.save_txt(self.save_dir / "labels" / f"{stem}.txt", save_conf=self.save_conf)
+            path = self.save_dir / "labels" / f"{stem}.txt"
+            checked(lambda: result.save_txt(path, save_conf=self.save_conf), path)
         if self.json:
-            self.json.write(json.dumps(result.to_dict()) + "\n")
+            checked(lambda: self._json_line(result), self.json.name)
         self.written += 1
+
+    def _json_line(self, result: DetSegResult) -> None:
+        self.json.write(json.dumps(result.to_dict()) + "\n")
+        self.json.flush()  # a full disk shows here, on this image, not at the end
 
     def _video(self, source: Path, frame: np.ndarray, fps: float | None) -> cv2.VideoWriter:
         key = str(source)
         if key not in self.videos:
             h, w = frame.shape[:2]
-            path = self.save_dir / f"{source.stem}.mp4"
-            self.videos[key] = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30, (w, h))
+            path = self.save_dir / f"{self.stems[key]}.mp4"
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30, (w, h))
+            checked(writer.isOpened, path)
+            self.videos[key] = writer
         return self.videos[key]
 
     def close(self) -> None:
@@ -249,3 +304,28 @@ class PredictionWriter:
         if self.json:
             self.json.close()
             self.json = None
+
+    def remove_if_empty(self) -> None:
+        """Remove the folders this prediction made when nothing was written into them."""
+        for folder in (self.save_dir, *self.made):
+            if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def checked(write: Callable[[], Any], path: Path | str) -> Any:
+    """Run `write`; a False result or an OSError (full disk, no permission) is a UserInputError naming `path`, and
+    what it left half-written at `path` is removed."""
+    try:
+        done = write()
+    except OSError as e:
+        _remove_file(Path(path))
+        raise UserInputError(f"could not write {path}: {e.strerror or e}") from None
+    if done is False:
+        _remove_file(Path(path))
+        raise UserInputError(f"could not write {path} (the disk is full or the folder is not writable)")
+    return done
+
+
+def _remove_file(path: Path) -> None:
+    if path.is_file():
+        path.unlink(missing_ok=True)

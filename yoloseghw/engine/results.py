@@ -35,6 +35,17 @@ class DetSegResult:
         seg_names: dict[int, str],
         frame: int | None = None,
     ):
+        """One prediction.
+
+        Args:
+            orig_img: the original BGR image.
+            path: where it came from.
+            boxes: [N, 6] boxes in original-image pixels (x1, y1, x2, y2, confidence, class).
+            semantic_mask: H x W uint8 class ids at the original resolution.
+            det_names: the detection class names.
+            seg_names: the semantic class names.
+            frame: the frame number of a video frame (None for a still image).
+        """
         self._det = Results(orig_img, path=path, names=det_names, boxes=boxes)
         self.orig_img, self.path, self.frame = orig_img, path, frame
         self.boxes = self._det.boxes
@@ -50,16 +61,29 @@ class DetSegResult:
         return self.orig_img.shape[:2]
 
     def class_fractions(self) -> dict[str, float]:
-        """Fraction of the image's pixels given to each semantic class present (ignored pixels not counted)."""
+        """The share of the image's pixels given to each semantic class present.
+
+        Returns:
+            {class name: share of all pixels} for each class with at least one pixel (ignored pixels count for none).
+        """
         counts = np.bincount(self.semantic_mask.ravel(), minlength=256)
         total = self.semantic_mask.size
         return {self.seg_names[i]: round(float(counts[i]) / total, 5) for i in self.seg_names if counts[i]}
 
     def plot(self, alpha: float = 0.5, conf: bool = True, labels: bool = True, legend: bool = True) -> np.ndarray:
-        """BGR image: the class map blended in at `alpha`, boxes with labels on top, a legend of classes present.
+        """Draw the prediction: the class map blended in, boxes with labels on top, a legend of the classes present.
 
         Semantic colours follow the detection colours in Ultralytics' palette, so a box never shares its colour
         with a region of another class.
+
+        Args:
+            alpha: the opacity of the class map.
+            conf: show each box's confidence.
+            labels: show each box's class name.
+            legend: draw the legend of the semantic classes present.
+
+        Returns:
+            The annotated BGR image.
         """
         offset = len(self.det_names)
         shifted = np.where(self.semantic_mask == IGNORE, IGNORE, self.semantic_mask.astype(np.int32) + offset)
@@ -72,7 +96,11 @@ class DetSegResult:
         return img
 
     def detections(self) -> list[dict[str, Any]]:
-        """Boxes as dicts: class id, name, confidence and xyxy pixel box."""
+        """The boxes as dicts.
+
+        Returns:
+            One {"class", "name", "confidence", "box" (x1, y1, x2, y2 pixels)} per box.
+        """
         return [
             {
                 "class": int(c),
@@ -84,7 +112,11 @@ class DetSegResult:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: source, size, detections, per-class pixel fractions, speed."""
+        """A JSON-ready summary (one line of predictions.jsonl).
+
+        Returns:
+            {"source", "frame", "width", "height", "detections", "semantic" (pixel shares), "speed_ms"}.
+        """
         h, w = self.orig_shape
         return {
             "source": str(self.path),
@@ -106,12 +138,24 @@ class DetSegResult:
         return det + "; " + ", ".join(f"{name} {frac:.0%}" for name, frac in top)
 
     def save_txt(self, path: str | Path, save_conf: bool = False) -> None:
-        """YOLO txt rows `class x y w h [conf]` (normalized); an empty file when there are no boxes."""
+        """Write the boxes as YOLO txt rows `class x y w h [conf]` (normalized); an empty file when there are none.
+
+        Args:
+            path: the txt file.
+            save_conf: add each box's confidence.
+        """
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text("")
         self._det.save_txt(path, save_conf=save_conf)
 
-    def save_mask(self, path: str | Path) -> None:
-        """PNG of class ids (255 = ignore) at the original resolution."""
+    def save_mask(self, path: str | Path) -> bool:
+        """Write the class map as a PNG of class ids (255 = ignore) at the original resolution.
+
+        Args:
+            path: the PNG file.
+
+        Returns:
+            Whether the file was written (OpenCV's answer).
+        """
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), self.semantic_mask)
+        return bool(cv2.imwrite(str(path), self.semantic_mask))

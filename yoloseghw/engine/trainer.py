@@ -24,7 +24,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import intersect_dicts, torch_distributed_zero_first, unwrap_model
 
 from yoloseghw.continual import phases
-from yoloseghw.continual.distill import DISTILL_LOSS, frozen_copy
+from yoloseghw.continual.distill import DISTILL_ANCHORS, DISTILL_LOSS, frozen_copy
 from yoloseghw.continual.ewc import EWC_LOSS
 from yoloseghw.continual.forgetting import forgetting_report, write_report
 from yoloseghw.continual.forgetting import print_report as print_forgetting
@@ -108,6 +108,8 @@ class DetSegTrainer(TrainerHooks):
             ratio=self.options["ratio"],
             det_epochs=self.options["det_epochs"],
             order=self.options["order"],
+            replay=self.options["replay"],
+            epoch_steps=self.options["epoch_steps"],
         )
         self.boundary = self.plan.boundary(self.epochs)
         self.phase_two_started = False
@@ -116,6 +118,7 @@ class DetSegTrainer(TrainerHooks):
         self.meter: TaskLossMeter | None = None
         self.add_callback("on_train_epoch_start", DetSegTrainer._start_epoch)
         self.add_callback("on_train_batch_end", DetSegTrainer._track_losses)
+        self.add_callback("on_train_epoch_end", phases.end_epoch)
 
     # ------------------------------------------------------------------ data
     def get_dataset(self) -> dict:
@@ -136,11 +139,16 @@ class DetSegTrainer(TrainerHooks):
         if launched_by_torchrun():  # also one process: Ultralytics passes rank -1 when WORLD_SIZE is 1
             rank = local_rank()
         loaders = {}
-        for task in TASKS:
+        for task in self.train_tasks():
             with torch_distributed_zero_first(rank):  # build label caches once under DDP
                 dataset = build_dataset(self.args, self.data[task], "train", task, self.stride, batch_size)
             loaders[task] = build_loader(dataset, batch_size, self.args.workers, shuffle=not self.args.rect, rank=rank)
         return MultiTaskLoader(loaders, self.plan, self.epochs)
+
+    def train_tasks(self) -> tuple[str, ...]:
+        """The tasks whose train sets the run loads: those the plan draws from, and the first task for EWC's Fisher
+        information (a `single` run without replay or EWC needs only the new task's)."""
+        return TASKS if self.options["ewc"] else self.plan.train_tasks()
 
     def preprocess_batch(self, batch: dict) -> dict:
         """Ultralytics' preprocessing (device, 0-1 scaling, multi_scale), remembering the step's task(s)."""
@@ -192,17 +200,19 @@ class DetSegTrainer(TrainerHooks):
         assert 0 <= self.args.cls_pw <= 1.0, "cls_pw must be in the range [0, 1]"
         model = unwrap_model(self.model)
         datasets = self.train_loader.dataset.by_task
-        det_counts = np.bincount(
-            np.concatenate([lb["cls"].flatten() for lb in datasets["det"].labels], 0).astype(int),
-            minlength=len(self.data["names"]),
-        ).astype(np.float32)
-        seg_counts = semantic_class_counts(self.args, datasets["seg"], len(self.data["seg_names"]))
-        for attr, counts, compute in (
-            ("class_weights", det_counts, DetectionTrainer.compute_class_weights),
-            ("seg_class_weights", seg_counts, semantic_class_weights),
+        counts = {}
+        if "det" in datasets:
+            labels = [lb["cls"].flatten() for lb in datasets["det"].labels]
+            counts["det"] = np.bincount(np.concatenate(labels, 0).astype(int), minlength=len(self.data["names"]))
+        if "seg" in datasets:
+            counts["seg"] = semantic_class_counts(self.args, datasets["seg"], len(self.data["seg_names"]))
+        for attr, task, compute in (
+            ("class_weights", "det", DetectionTrainer.compute_class_weights),
+            ("seg_class_weights", "seg", semantic_class_weights),
         ):
-            if counts.any():
-                weights = compute(self, counts)
+            found = counts.get(task)
+            if found is not None and found.any():
+                weights = compute(self, found.astype(np.float32))
                 setattr(model, attr, torch.from_numpy(weights / weights.mean()).float().to(self.device))
         model.criterion = None  # rebuilt with the weights
 
@@ -273,6 +283,7 @@ class DetSegTrainer(TrainerHooks):
             self._print_plan()
         if self.plan.kind == "single":
             self.start_metrics = self._start_metrics()
+            phases.fix_statistics(self)
             if self.options["ewc"]:
                 phases.anchor_weights(self)
         if self.options["distill"]:
@@ -366,6 +377,9 @@ class DetSegTrainer(TrainerHooks):
             self.meter = TaskLossMeter(unwrap_model(self.model).criterion.names)
         self.meter.add((*self.step_tasks, *unwrap_model(self.model).loss_term_names), self.loss_items)
         self.tloss = self.meter.means(self.loss_items)
+        if self.options["distill"]:  # a column from the first epoch on (0 before a teacher is set)
+            anchors = phases.distilled_anchors(self)
+            self.tloss[DISTILL_ANCHORS] = torch.tensor(anchors or 0.0)
 
     def validate(self) -> tuple[dict | None, float | None]:
         """Ultralytics' validation step (the EMA model on both val sets), with a one-line summary of the epoch."""
@@ -422,8 +436,9 @@ class DetSegTrainer(TrainerHooks):
 
     def plot_training_labels(self) -> None:
         """labels.jpg of the detection set (Ultralytics' plot); the semantic set's class pixels are in `data check`."""
-        with loader_of(self, self.train_loader.dataset.by_task["det"]):
-            super().plot_training_labels()
+        if "det" in self.train_loader.dataset.by_task:
+            with loader_of(self, self.train_loader.dataset.by_task["det"]):
+                super().plot_training_labels()
 
     def plot_training_samples(self, batch: dict, ni: int) -> None:
         """Ultralytics' mosaic of training images with their boxes (detection batches only)."""

@@ -1,11 +1,15 @@
-"""Catastrophic forgetting on real data: each training strategy's two metrics per epoch, at one fixed budget.
+"""Catastrophic forgetting on real data: each strategy for learning segmentation after detection, at one budget.
 
-Trains the same yolo26n on a box dataset and a mask dataset with each strategy (detection first where there is an
-order), reads every run's results.csv and forgetting.json, trains the stock Ultralytics semantic model on the mask
-set at the same budget (the second task's single-task reference), and writes a JSON file, a markdown table and a
-plot of both tasks' metric per epoch for every strategy.
+Two settings, yolo26n from scratch (no pretrained weights exist offline):
+- `phased` strategies: one run learns boxes for the first half of the epochs, then masks (the box set is at hand,
+  so replay is possible);
+- the users' case: a stock Ultralytics detector trained alone on the box set for half the epochs, then
+  `yoloseg train --weights det.pt --seg masks.yaml --val-det boxes.yaml` for the other half (no box data trains).
+It reads every run's results.csv and forgetting.json, trains the stock Ultralytics semantic model on the mask set at
+each budget (the second task's single-task reference), and writes a JSON file, a markdown table and a plot of both
+tasks' metric per epoch.
 
-    python benchmarks/forgetting.py --det ../shared/data/highway/highway.yaml \
+    python benchmarks/forgetting.py --det ../shared/data/highway/highway.yaml \\
         --seg ../shared/data/camvid/camvid.yaml --epochs 12 --imgsz 256 --project runs/forgetting
 
 Strategies run one after another; `--strategies` picks some (e.g. half in each of two processes on two cores),
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 from pathlib import Path
 from typing import Any
@@ -23,20 +28,33 @@ from typing import Any
 import torch
 from ultralytics import YOLO
 
+from yoloseghw.continual.distill import DISTILL_ANCHORS
 from yoloseghw.continual.forgetting import REPORT_FILE, TASK_METRIC
 from yoloseghw.engine.model import YOLOSeg
 from yoloseghw.experiments.joint_vs_single import add_training_arguments, semantic_yaml, train_or_reuse
 from yoloseghw.utils.plots import read_rows
 
+PLAIN = {"freeze": 0, "lr_scale": 1.0, "freeze_bn": False}  # no remedy at all
 STRATEGIES: dict[str, dict[str, Any]] = {
-    "naive": {"schedule": "phased", "freeze": 0, "lr_scale": 1.0},  # (a) det then seg, same LR, nothing frozen
-    "phased": {"schedule": "phased"},  # (b) yoloseg's phased defaults: phase two freezes 10 layers, LR x0.1
-    "alternate": {"schedule": "alternate"},  # (c)
-    "phased-distill": {"schedule": "phased", "distill": True},  # (d)
-    "alternate-distill": {"schedule": "alternate", "distill": True},  # (d)
-    "joint": {"schedule": "joint"},  # (e)
+    "naive": {"schedule": "phased", **PLAIN},  # det then seg, same LR, nothing frozen
+    "phased": {"schedule": "phased"},  # yoloseg's phased defaults
+    "phased-distill": {"schedule": "phased", "distill": True},
+    "bn": {"schedule": "phased", **PLAIN, "freeze_bn": True},  # the BatchNorm option alone
+    "replay": {"schedule": "phased", "replay": 0.25},
+    "ewc": {"schedule": "phased", "ewc": 1e4},
+    "alternate": {"schedule": "alternate"},
+    "alternate-distill": {"schedule": "alternate", "distill": True},
+    "joint": {"schedule": "joint"},
 }
+USERS = {  # the users' case: `--weights det.pt --seg ... --val-det ...` after a stock detector
+    "users-plain": {"freeze_bn": False},
+    "users-bn": {},
+    "users-bn-distill": {"distill": True},
+}
+DETECTOR = "stock-det"  # the stock Ultralytics detector of the users' case (half the epochs)
 SINGLE = "seg-only"  # the stock Ultralytics semantic model on the mask set: the second task's reference
+SINGLE_HALF = "seg-only-half"  # ... at the users' case budget (half the epochs)
+STOCK_RUNS = (DETECTOR, SINGLE, SINGLE_HALF)
 
 
 def refuse_unfinished(run: Path, reuse: bool) -> None:
@@ -45,54 +63,72 @@ def refuse_unfinished(run: Path, reuse: bool) -> None:
         raise SystemExit(f"{run} exists: pass --reuse to keep a finished run, or remove it and run again")
 
 
-def budget(args: argparse.Namespace) -> dict[str, Any]:
+def budget(args: argparse.Namespace, epochs: int | None = None) -> dict[str, Any]:
     """The training options every run shares: the budget, seed, loader workers and device."""
-    keys = ("epochs", "imgsz", "batch", "seed", "workers", "device")
-    return {**{k: getattr(args, k) for k in keys}, "plots": False}
+    keys = ("imgsz", "batch", "seed", "workers", "device")
+    return {**{k: getattr(args, k) for k in keys}, "epochs": epochs or args.epochs, "plots": False}
+
+
+def curves_of(run: Path) -> dict[str, Any]:
+    """Both tasks' val metric per epoch, and the distillation's anchors per image per epoch (when it ran)."""
+    rows = read_rows(run / "results.csv")
+    curves = {task: [r[key] for r in rows] for task, key in TASK_METRIC.items() if key in rows[0]}
+    anchors = [r[f"train/{DISTILL_ANCHORS}"] for r in rows if f"train/{DISTILL_ANCHORS}" in r]
+    return {"curves": curves, "distill_anchors": anchors}
 
 
 def train_strategy(name: str, args: argparse.Namespace, project: Path) -> dict[str, Any]:
     """Train one strategy (or reuse its finished run) and return its curves, forgetting report and time."""
     run = project / name
     refuse_unfinished(run, args.reuse)
+    if name in USERS:
+        weights = project / DETECTOR / "weights/best.pt"
+        if not weights.is_file():
+            raise SystemExit(f"{name} starts from {weights}: run --strategies {DETECTOR} first")
+        options = {"weights": weights, "seg": args.seg, "val_det": args.det, **USERS[name]}
+        epochs = args.epochs // 2
+    else:
+        options, epochs = {"det": args.det, "seg": args.seg, **STRATEGIES[name]}, args.epochs
     seconds = train_or_reuse(
         run,
         args.reuse,
-        lambda: YOLOSeg(args.model).train(
-            det=args.det, seg=args.seg, project=project, name=name, **budget(args), **STRATEGIES[name]
-        ),
+        lambda: YOLOSeg().train(project=project, name=name, **budget(args, epochs), **options),
     )
-    rows = read_rows(run / "results.csv")
     return {
-        "options": STRATEGIES[name],
+        "options": {k: str(v) for k, v in (USERS.get(name) or STRATEGIES[name]).items()},
         "train_s": round(seconds),
-        "curves": {task: [r[key] for r in rows] for task, key in TASK_METRIC.items()},
+        **curves_of(run),
         "report": json.loads((run / REPORT_FILE).read_text()),
     }
 
 
-def train_single(args: argparse.Namespace, project: Path) -> dict[str, Any]:
-    """The stock Ultralytics semantic model on the mask set, same model scale, size, epochs, batch and seed."""
-    run = project / SINGLE
+def train_stock(name: str, args: argparse.Namespace, project: Path) -> dict[str, Any]:
+    """A stock Ultralytics model, same model scale, size, batch and seed: the detector (half the epochs) or the
+    semantic model (all of them, or half)."""
+    run = project / name
     refuse_unfinished(run, args.reuse)
+    task = "det" if name == DETECTOR else "seg"
+    epochs = args.epochs if name == SINGLE else args.epochs // 2
+    model = f"{args.model}.yaml" if task == "det" else semantic_yaml(args.model)
+    data = args.det if task == "det" else args.seg
     seconds = train_or_reuse(
         run,
         args.reuse,
-        lambda: YOLO(semantic_yaml(args.model)).train(
-            data=args.seg, project=str(project), name=SINGLE, exist_ok=True, **budget(args)
-        ),
+        lambda: YOLO(model).train(data=data, project=str(project), name=name, exist_ok=True, **budget(args, epochs)),
     )
-    curve = [r[TASK_METRIC["seg"]] for r in read_rows(run / "results.csv")]
-    return {"train_s": round(seconds), "curves": {"seg": curve}, "final": curve[-1], "peak": max(curve)}
+    curve = [r[TASK_METRIC[task]] for r in read_rows(run / "results.csv")]
+    return {"train_s": round(seconds), "curves": {task: curve}, "final": curve[-1], "peak": max(curve)}
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per strategy: end-of-run metrics, the first task's retention, the second task against single-task."""
-    single = results.get(SINGLE, {}).get("final")
+    """One row per strategy: end-of-run metrics, the first task's retention, the second task against the stock
+    semantic model at the same budget, wall time and the distillation's anchors per image."""
     rows = []
     for name, r in results["strategies"].items():
         tasks = r["report"]["tasks"]
         det, seg = tasks["det"], tasks["seg"]
+        reference = results.get(SINGLE_HALF if name in USERS else SINGLE, {}).get("final")
+        anchors = [a for a in r.get("distill_anchors", []) if a and not math.isnan(a)]
         rows.append(
             {
                 "strategy": name,
@@ -101,19 +137,20 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "det_peak": det["peak"],
                 "det_peak_epoch": det["peak_epoch"],
                 "det_retention": det["retention"],
-                "seg_retention": seg["retention"],
-                "seg_vs_single": seg["end_of_run"] / single if single else None,
+                "seg_vs_single": seg["end_of_run"] / reference if reference else None,
                 "train_s": r["train_s"],
+                "distill_anchors": sum(anchors) / len(anchors) if anchors else None,
             }
         )
     return rows
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """The summary as a markdown table (retention: end of run / peak; phased: the peak within phase one)."""
+    """The summary as a markdown table (retention: end of run / peak; phased: the peak within phase one; the users'
+    case: the detector's own score at the start)."""
     lines = [
-        "| strategy | mAP50-95 (end) | mIoU (end) | det peak (epoch) | det kept | seg kept | mIoU / seg-only "
-        "| train (s) |",
+        "| strategy | mAP50-95 (end) | mIoU (end) | det peak (epoch) | det kept | mIoU / stock semantic | train (s) "
+        "| distilled anchors / image |",
         "|---|---|---|---|---|---|---|---|",
     ]
 
@@ -121,19 +158,23 @@ def markdown_table(results: dict[str, Any]) -> str:
         return f"{value:.1%}" if value is not None else "-"
 
     for row in summary_rows(results):
+        anchors = f"{row['distill_anchors']:.1f}" if row["distill_anchors"] is not None else "-"
         lines.append(
             f"| {row['strategy']} | {row['mAP50-95']:.4f} | {row['mIoU']:.4f} | {row['det_peak']:.4f} "
-            f"({row['det_peak_epoch']}) | {pct(row['det_retention'])} | {pct(row['seg_retention'])} "
-            f"| {pct(row['seg_vs_single'])} | {row['train_s']} |"
+            f"({row['det_peak_epoch']}) | {pct(row['det_retention'])} | {pct(row['seg_vs_single'])} "
+            f"| {row['train_s']} | {anchors} |"
         )
-    if SINGLE in results:
-        s = results[SINGLE]
-        lines.append(f"| {SINGLE} (stock semantic) | | {s['final']:.4f} | | | | 100% | {s['train_s']} |")
+    for name in STOCK_RUNS:
+        if name in results:
+            s = results[name]
+            metric = "det" if name == DETECTOR else "seg"
+            cells = f"{s['final']:.4f} | |" if metric == "det" else f" | {s['final']:.4f}"
+            lines.append(f"| {name} (stock) | {cells} | | | | {s['train_s']} | |")
     return "\n".join(lines) + "\n"
 
 
 def plot_curves(results: dict[str, Any], path: Path) -> None:
-    """Both tasks' validation metric per epoch for every strategy (the seg-only reference dashed)."""
+    """Both tasks' validation metric per epoch for every strategy (the stock semantic references dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,16 +183,18 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), tight_layout=True)
     boundary = None
     for name, r in results["strategies"].items():
+        offset = results.get(DETECTOR, {}).get("epochs", 0) if name in USERS else 0
         for ax, task in zip(axes, TASK_METRIC):
-            curve = r["curves"][task]
-            ax.plot(range(1, len(curve) + 1), curve, marker=".", label=name)
+            curve = r["curves"].get(task, [])
+            ax.plot(range(offset + 1, offset + len(curve) + 1), curve, marker=".", label=name)
         boundary = r["report"].get("phase_one_epochs") or boundary
-    if SINGLE in results:
-        curve = results[SINGLE]["curves"]["seg"]
-        axes[1].plot(range(1, len(curve) + 1), curve, "k--", label=f"{SINGLE} (stock semantic)")
+    for name in (SINGLE, SINGLE_HALF):
+        if name in results:
+            curve = results[name]["curves"]["seg"]
+            axes[1].plot(range(1, len(curve) + 1), curve, "k--" if name == SINGLE else "k:", label=f"{name} (stock)")
     for ax, (task, key) in zip(axes, TASK_METRIC.items()):
         if boundary:
-            ax.axvline(boundary + 0.5, color="grey", linestyle=":", linewidth=1, label="phased: det -> seg")
+            ax.axvline(boundary + 0.5, color="grey", linestyle=":", linewidth=1, label="det -> seg")
         ax.set_title(f"{key.removeprefix('metrics/')} ({'box' if task == 'det' else 'mask'} val set)")
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
@@ -162,9 +205,8 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_arguments(parser, epochs=12)
-    parser.add_argument(
-        "--strategies", nargs="+", default=[*STRATEGIES, SINGLE], choices=[*STRATEGIES, SINGLE], metavar="NAME"
-    )
+    names = [*STRATEGIES, *USERS, *STOCK_RUNS]
+    parser.add_argument("--strategies", nargs="+", default=names, choices=names, metavar="NAME")
     parser.add_argument("--project", default="runs/forgetting")
     parser.add_argument("--plot", default=None, help="where to draw the curves (default: <project>/forgetting.png)")
     parser.add_argument("--reuse", action="store_true", help="keep finished runs in --project (their measured time)")
@@ -176,9 +218,9 @@ def main() -> None:
         "settings": {**vars(args), "torch": torch.__version__, "cpu": platform.processor() or platform.machine()},
         "strategies": {},
     }
-    for name in args.strategies:
-        if name == SINGLE:
-            results[SINGLE] = train_single(args, project)
+    for name in sorted(args.strategies, key=lambda n: n not in STOCK_RUNS):  # the detector before the users' case
+        if name in STOCK_RUNS:
+            results[name] = {**train_stock(name, args, project), "epochs": args.epochs // 2}
         else:
             results["strategies"][name] = train_strategy(name, args, project)
     results["summary"] = summary_rows(results)

@@ -46,7 +46,15 @@ def torch_device(device: str | torch.device) -> torch.device:
 
 
 class TorchBackend:
-    """A DetSegModel on a torch device (fused copy for inference when `fuse`, the model itself otherwise)."""
+    """A DetSegModel on a torch device (a fused copy for inference when `fuse`, the model itself otherwise).
+
+    Attributes:
+        kind: the backend's name in speed lines ("PyTorch").
+        det_names, seg_names: the two class lists.
+        stride: the multiple input sizes must have.
+        end2end: whether detections come without NMS (an end-to-end head).
+        dynamic: whether any batch and image size is taken (always, for PyTorch).
+    """
 
     kind = "PyTorch"
     dynamic = True  # any batch and image size (multiples of the stride)
@@ -55,6 +63,16 @@ class TorchBackend:
     semantic_output: SemanticOutput | None = None  # raw head logits; the predictor applies the kind it is asked for
 
     def __init__(self, model: DetSegModel, device: str | torch.device = "", fuse: bool = False):
+        """Put `model` on `device`.
+
+        Args:
+            model: the model to run.
+            device: Ultralytics' device string ('' = the best available, 'cpu', '0', ...) or a torch device.
+            fuse: run a fused (Conv+BN) copy, leaving `model` as it is.
+
+        Raises:
+            UserInputError: a device that is not there.
+        """
         self.device = torch_device(device)
         if fuse:
             model = deepcopy(model).to(self.device).eval().fuse(verbose=False)
@@ -66,7 +84,14 @@ class TorchBackend:
 
     @torch.inference_mode()
     def __call__(self, img: torch.Tensor) -> tuple[Any, torch.Tensor]:
-        """(Detect output, semantic logits [B,nc,H/8,W/8]) in eval mode; the model's train/eval mode is restored."""
+        """Run the model in eval mode (its train/eval mode is restored afterwards).
+
+        Args:
+            img: a letterboxed float batch [B,3,H,W] in 0-1.
+
+        Returns:
+            (Detect's eval output, the semantic logits [B,nc,H/8,W/8]).
+        """
         was_training = self.model.training
         self.model.eval()
         try:
@@ -75,12 +100,56 @@ class TorchBackend:
             self.model.train(was_training)
 
 
-class OnnxBackend:
-    """An ONNX file written by `yoloseg export`, run by ONNX Runtime with a chosen thread count and providers."""
+class ExportedBackend:
+    """What the backends of exported files share: the model description read from yoloseg's metadata, and the input
+    check of a static-shape export."""
+
+    path: Path
+
+    def take_metadata(self, meta: dict[str, Any]) -> None:
+        """The class lists, stride, detection and semantic output kinds and input shape of the file's metadata."""
+        self.det_names, self.seg_names = meta["det_names"], meta["seg_names"]
+        self.stride, self.end2end, self.dynamic = meta["stride"], meta["end2end"], meta["dynamic"]
+        self.imgsz = None if self.dynamic else tuple(meta["imgsz"])
+        self.batch = None if self.dynamic else meta["batch"]
+        self.semantic_output = meta["semantic_output"]
+        self.metadata = meta
+
+    def check_input(self, x: np.ndarray) -> None:
+        """UserInputError for a batch whose shape a static export does not take."""
+        if self.imgsz is not None and (tuple(x.shape[2:]) != self.imgsz or x.shape[0] != self.batch):
+            raise UserInputError(
+                f"--weights: {self.path.name} was exported for input {(self.batch, 3, *self.imgsz)}, got "
+                f"{tuple(x.shape)} (export with --dynamic for other sizes)"
+            )
+
+
+class OnnxBackend(ExportedBackend):
+    """An ONNX file written by `yoloseg export`, run by ONNX Runtime with a chosen thread count and providers.
+
+    Attributes:
+        kind: the backend's name in speed lines ("ONNX Runtime").
+        det_names, seg_names, stride, end2end, dynamic: read from the file's metadata, as for TorchBackend.
+        imgsz, batch: the one input shape a static export takes (None for a dynamic one).
+        semantic_output: the file's semantic output kind.
+        metadata: every yoloseg metadata key, parsed.
+        providers: the ONNX Runtime providers in use.
+    """
 
     kind = "ONNX Runtime"
 
     def __init__(self, path: str | Path, device: str = "", threads: int | None = None):
+        """Open `path` in ONNX Runtime.
+
+        Args:
+            path: a yoloseg ONNX export.
+            device: 'cpu', or '' / a GPU index for the best provider present (TensorRT > CUDA > CPU).
+            threads: intra-op threads (None: onnxruntime's choice).
+
+        Raises:
+            UserInputError: a missing or unloadable file, one without (or with damaged) yoloseg metadata, a bad
+                thread count, or a GPU this onnxruntime cannot use.
+        """
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -97,24 +166,28 @@ class OnnxBackend:
         meta = read_metadata(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.threads, self.device_request = threads, str(device)
         self.device = torch.device("cpu")  # outputs come back as CPU tensors
-        self.det_names, self.seg_names = meta["det_names"], meta["seg_names"]
-        self.stride, self.end2end, self.dynamic = meta["stride"], meta["end2end"], meta["dynamic"]
-        self.imgsz = None if self.dynamic else tuple(meta["imgsz"])
-        self.batch = None if self.dynamic else meta["batch"]
-        self.semantic_output = meta["semantic_output"]
-        self.metadata = meta
+        self.take_metadata(meta)
+        outputs = {o.name: len(o.shape) for o in self.session.get_outputs()}
+        check_graph(outputs, self.session.get_inputs()[0].shape, meta, self.path)
         image_input = self.session.get_inputs()[0]
         self.input_name = image_input.name
         self.input_dtype = np.float16 if "float16" in image_input.type else np.float32
 
     def __call__(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(detections, semantic output of the file's kind: class map [B,h,w] or logits [B,nc,h,w]) as torch tensors."""
+        """Run the file on one batch.
+
+        Args:
+            img: a letterboxed float batch [B,3,H,W] in 0-1 (a static export: exactly its own shape).
+
+        Returns:
+            (detections, the semantic output of the file's kind: class map [B,h,w] or logits [B,nc,h,w]) as CPU
+            torch tensors.
+
+        Raises:
+            UserInputError: a batch whose shape a static export does not take.
+        """
         x = img.detach().cpu().numpy().astype(self.input_dtype, copy=False)
-        if self.imgsz is not None and (tuple(x.shape[2:]) != self.imgsz or x.shape[0] != self.batch):
-            raise UserInputError(
-                f"--weights: {self.path.name} was exported for input {(self.batch, 3, *self.imgsz)}, got "
-                f"{tuple(x.shape)} (export with --dynamic for other sizes)"
-            )
+        self.check_input(x)
         det, seg = self.session.run(["detections", "semantic"], {self.input_name: x})
         return torch.from_numpy(det).float(), torch.from_numpy(seg)
 
@@ -140,6 +213,31 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
     if device and len(chosen) == 1:
         raise UserInputError(f"--device {device}: this onnxruntime has no GPU provider (it has {', '.join(available)})")
     return chosen
+
+
+def check_graph(outputs: dict[str, int], shape: list, meta: dict[str, Any], path: Path) -> None:
+    """UserInputError unless the graph is what its yoloseg metadata says: outputs `detections` and `semantic` (of
+    the rank its semantic kind has; `outputs` maps names to ranks), and an input of `shape` that is dynamic (named or
+    unknown dimensions) or the static shape given."""
+    if set(outputs) != {"detections", "semantic"}:
+        raise UserInputError(
+            f"--weights: {path} has yoloseg metadata but not its outputs (detections, semantic): it has "
+            f"{', '.join(outputs)}"
+        )
+    rank = 3 if meta["semantic_output"].classmap else 4
+    if outputs["semantic"] != rank:
+        raise UserInputError(
+            f"--weights: {path}'s semantic output has {outputs['semantic']} dimensions; its metadata says "
+            f"{meta['semantic_output'].name} ({rank})"
+        )
+    static = all(isinstance(d, int) for d in shape)
+    if meta["dynamic"] == static:
+        said = "dynamic" if meta["dynamic"] else "static"
+        raise UserInputError(f"--weights: {path}'s metadata says a {said} input, the graph takes {shape}")
+    if static and (len(shape) != 4 or shape[0] != meta["batch"] or tuple(shape[2:]) != tuple(meta["imgsz"])):
+        raise UserInputError(
+            f"--weights: {path}'s metadata says input {(meta['batch'], 3, *meta['imgsz'])}, the graph takes {shape}"
+        )
 
 
 def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:

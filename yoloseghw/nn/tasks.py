@@ -49,6 +49,7 @@ class DetSegModel(DetectionModel):
         self.step: tuple[tuple[str, ...], int | None] = (TASKS, None)
         self.loss_term_names: tuple[str, ...] = ()
         self.loss_terms: dict[str, LossTerm] = {}
+        self.fixed_bn: tuple[str, ...] = ()  # module-name prefixes whose BatchNorm statistics stay as they are
         if verbose:
             self.info()
 
@@ -86,14 +87,29 @@ class DetSegModel(DetectionModel):
         tasks, n_det = getattr(self, "step", (TASKS, None)) if self.training else (TASKS, None)
         return self.forward_heads(x, tasks, n_det)
 
-    def forward_heads(self, x: torch.Tensor, tasks: tuple[str, ...], n_det: int | None = None) -> tuple[Any, Any]:
+    def forward_heads(
+        self, x: torch.Tensor, tasks: tuple[str, ...], n_det: int | None = None, quiet: tuple[str, ...] = ()
+    ) -> tuple[Any, Any]:
         """(Detect output or None, semantic output or None), running only what the heads in `tasks` need.
 
         A segmentation-only step stops after the last layer the semantic head reads, so it neither spends compute on
         the P5-only neck layers and Detect nor moves their BatchNorm statistics. For a joint batch, the first `n_det`
         images are detection images and the rest segmentation images: the shared layers run once on all of them,
-        each head then sees only its own images.
+        each head then sees only its own images. The heads in `quiet` (run for a distillation term, on images not
+        labelled for them) use their BatchNorm running statistics there instead of moving them: the layers only
+        they read (for Detect: the layers after the semantic head's inputs, and Detect) run with BatchNorm in eval.
         """
+        with frozen_statistics(self.head_only_modules(quiet) if self.training else []):
+            return self._forward_heads(x, tasks, n_det)
+
+    def head_only_modules(self, heads: tuple[str, ...]) -> list[nn.Module]:
+        """The modules only the heads in `heads` read: the semantic head; Detect and the layers after the last one
+        the semantic head reads."""
+        seg_last = max(self.semantic.f)
+        modules = [self.semantic] if "seg" in heads else []
+        return modules + ([m for m in self.model if m.i > seg_last] if "det" in heads else [])
+
+    def _forward_heads(self, x: torch.Tensor, tasks: tuple[str, ...], n_det: int | None) -> tuple[Any, Any]:
         detect, head = self.model[-1], self.semantic
         seg_last = max(head.f)
         y, seg = [], None
@@ -121,7 +137,9 @@ class DetSegModel(DetectionModel):
         if getattr(self, "criterion", None) is None:
             self.criterion = self.init_criterion()
         if preds is None:
-            preds = self.forward_heads(batch["img"], self.training_heads(batch["task"]), batch.get("n_det"))
+            heads = self.training_heads(batch["task"])
+            quiet = tuple(h for h in heads if h not in BATCH_TASKS[batch["task"]])
+            preds = self.forward_heads(batch["img"], heads, batch.get("n_det"), quiet)
         loss, items = self.criterion(preds, batch)
         terms = self.active_terms()
         for name in getattr(self, "loss_term_names", ()):
@@ -139,10 +157,27 @@ class DetSegModel(DetectionModel):
         heads = set(BATCH_TASKS[task]).union(*(term.heads(task) for term in self.active_terms().values()))
         return tuple(t for t in TASKS if t in heads)
 
+    def train(self, mode: bool = True) -> DetSegModel:
+        """nn.Module's train/eval switch; in training, the BatchNorm layers under `fixed_bn` stay in eval mode (their
+        running statistics fixed while their weights train)."""
+        super().train(mode)
+        prefixes = getattr(self, "fixed_bn", ())
+        if mode and prefixes:
+            for name, m in self.named_modules():
+                if isinstance(m, nn.BatchNorm2d) and name.startswith(prefixes):
+                    m.eval()
+        return self
+
+    def shared_prefixes(self) -> tuple[str, ...]:
+        """Module-name prefixes of the shared layers: every layer before Detect (backbone and neck)."""
+        return tuple(f"model.{m.i}." for m in self.model[:-1])
+
     def __getstate__(self) -> dict:
-        """Pickles and copies leave out the training-time loss terms (a teacher, EWC anchors)."""
+        """Pickles and copies leave out what belongs to one training run: its loss terms (a teacher, EWC anchors)
+        and its fixed BatchNorm statistics."""
         state = self.__dict__.copy()
         state.pop("loss_terms", None)
+        state.pop("fixed_bn", None)
         return state
 
     def adapt_heads(self, det_names: dict[int, str], seg_names: dict[int, str]) -> list[str]:
@@ -192,6 +227,22 @@ class DetSegModel(DetectionModel):
         if getattr(self, "semantic", None) is not None:
             self.semantic.stride = fn(self.semantic.stride)
         return self
+
+
+class frozen_statistics:
+    """Context: the BatchNorm layers in `modules` run in eval mode (running statistics used, not moved)."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.norms = [m for module in modules for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    def __enter__(self) -> None:
+        self.modes = [m.training for m in self.norms]
+        for m in self.norms:
+            m.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, mode in zip(self.norms, self.modes):
+            m.train(mode)
 
 
 def load_model_cfg(name: str | Path | dict) -> dict:

@@ -1,6 +1,6 @@
 """The one place that makes yoloseg run offline: no weight, font or dataset downloads at run time, and no network
-look-up at all (Ultralytics' import-time online check is skipped under YOLO_OFFLINE, ONNX Runtime's telemetry is
-off).
+look-up at all (Ultralytics' import-time online check is skipped under YOLO_OFFLINE; ONNX Runtime's, OpenVINO's and
+NNCF's telemetry are off).
 
 It runs when `yoloseghw` is imported, before anything imports `ultralytics`, so that a new user (no YOLO_OFFLINE,
 no YOLO_CONFIG_DIR, an empty HOME) gets Ultralytics' settings, yoloseg's font copy and matplotlib's cache in one
@@ -31,6 +31,9 @@ def configure_offline() -> Path:
     # ONNX Runtime's telemetry (on by default on Linux since 1.2x) would write a device id and an event database
     # under ~/.cache and upload a process event; this opt-out, set before onnxruntime starts, keeps it from all three
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    # OpenVINO's converter and NNCF send usage statistics (Google Analytics) through `openvino_telemetry` unless a
+    # consent file in HOME says no; both fall back to a stub that sends nothing when it cannot be imported
+    sys.modules.setdefault("openvino_telemetry", None)
     wanted = Path(os.environ.get("YOLO_CONFIG_DIR") or Path.home() / ".config" / "yoloseg").expanduser()
     config_dir = wanted if _prepare(wanted) else _fallback(wanted)
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)

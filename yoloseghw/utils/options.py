@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +25,68 @@ DEFAULTS: dict[str, Any] = {
     "teacher": None,
     "distill_t": 2.0,
     "distill_weight": 1.0,
-    "pseudo_conf": 0.25,
     "ewc": 0.0,
+    "replay": 0.0,
+    "freeze_bn": True,
+    "bn_recalibrate": 0,
+    "epoch_steps": None,
 }
+RETIRED = frozenset({"pseudo_conf"})  # options of earlier releases that pair yamls may still hold; ignored
 PHASED_FREEZE = 10  # layers frozen in phase two of `phased` when --freeze is not given (the backbone)
 FREEZE_NAMES = ("backbone", "neck")  # --freeze by name: the backbone, or everything before the heads
 
 
-def parse_ratio(ratio: str | tuple[int, int] | list[int]) -> str | tuple[int, int]:
-    """'auto' (each dataset once per epoch, interleaved by batch count) or det:seg steps per cycle, '2:1' -> (2, 1)."""
-    if isinstance(ratio, str) and ratio.strip().lower() == "auto":
-        return "auto"
-    if not isinstance(ratio, (str, tuple, list)):  # e.g. an unquoted 2:1 in a yaml file reads as the number 121
-        raise UserInputError(f"--ratio: expected 'auto' or det:seg like '2:1' (quoted in a yaml file), got {ratio}")
-    if isinstance(ratio, str):
+@dataclass(frozen=True)
+class Mix:
+    """Which task a step draws: `auto`, `a:b` or `temp:A` (see the module docstring)."""
+
+    kind: str  # "auto", "ratio" or "temp"
+    ratio: tuple[int, int] = (1, 1)
+    temperature: float = 1.0
+
+    @classmethod
+    def parse(cls, value: str | tuple | list | Mix) -> Mix:
+        """The mix of `--ratio`: 'auto', 'a:b' (positive integers), 'temp:A' (A >= 0); UserInputError otherwise."""
+        if isinstance(value, Mix):
+            return value
+        expected = "expected auto, det:seg like 2:1 or temp:A like temp:0.5 (quoted in a yaml file)"
+        if isinstance(value, (tuple, list)):
+            value = ":".join(str(v) for v in value)
+        if not isinstance(value, str):  # e.g. an unquoted 2:1 in a yaml file reads as the number 121
+            raise UserInputError(f"--ratio: {expected}, got {value}")
+        text = value.strip().lower()
+        if text == "auto":
+            return cls("auto")
+        if text.startswith("temp:"):
+            try:
+                a = float(text[5:])
+            except ValueError:
+                raise UserInputError(f"--ratio: {expected}, got '{value}'") from None
+            if not (math.isfinite(a) and a >= 0):
+                raise UserInputError(f"--ratio temp:A needs a finite A >= 0, got '{value}'")
+            return cls("temp", temperature=a)
         try:
-            ratio = tuple(int(x) for x in ratio.split(":"))
+            ratio = tuple(int(x) for x in text.split(":"))
         except ValueError:
-            raise UserInputError(f"--ratio: expected 'auto' or det:seg like 2:1, got '{ratio}'") from None
-    if len(ratio) != 2 or min(ratio) < 1:
-        raise UserInputError(f"--ratio: expected 'auto' or two positive integers like 2:1, got {ratio}")
-    return tuple(int(x) for x in ratio)
+            raise UserInputError(f"--ratio: {expected}, got '{value}'") from None
+        if len(ratio) != 2 or min(ratio) < 1:
+            raise UserInputError(f"--ratio: {expected}; det:seg needs two positive integers, got '{value}'")
+        return cls("ratio", ratio=ratio)
+
+    def shares(self, batches: dict[str, int]) -> dict[str, float]:
+        """The share of an epoch's steps each task gets, given each dataset's batches per pass."""
+        if self.kind == "ratio":
+            weights = dict(zip(TASKS, self.ratio))
+        else:
+            a = 1.0 if self.kind == "auto" else self.temperature
+            weights = {t: float(batches[t]) ** a for t in TASKS}
+        total = sum(weights.values())
+        return {t: w / total for t, w in weights.items()}
+
+    def __str__(self) -> str:
+        if self.kind == "ratio":
+            return f"{self.ratio[0]}:{self.ratio[1]}"
+        return "auto" if self.kind == "auto" else f"temp:{self.temperature:g}"
 
 
 def parse_order(order: str | tuple[str, str] | list[str]) -> tuple[str, str]:
@@ -57,13 +99,13 @@ def parse_order(order: str | tuple[str, str] | list[str]) -> tuple[str, str]:
 
 def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
     """Checked and completed yoloseg options for a run of `epochs` epochs (ratio/order parsed, det_epochs filled)."""
-    unknown = set(options) - set(DEFAULTS) - {"det", "seg"}
+    unknown = set(options) - set(DEFAULTS) - RETIRED - {"det", "seg"}
     if unknown:
         raise UserInputError(f"unknown yoloseg option(s): {', '.join(sorted(unknown))}")
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None and k not in RETIRED}}
     if opts["schedule"] not in SCHEDULES:
         raise UserInputError(f"--schedule: unknown schedule '{opts['schedule']}', choose from {', '.join(SCHEDULES)}")
-    opts["ratio"], opts["order"] = parse_ratio(opts["ratio"]), parse_order(opts["order"])
+    opts["ratio"], opts["order"] = Mix.parse(opts["ratio"]), parse_order(opts["order"])
     if epochs < 1:
         raise UserInputError(f"--epochs must be >= 1, got {epochs}")
     if opts["schedule"] == "phased":
@@ -77,11 +119,18 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
     for key in ("lr_scale", "lr_shared", "lr_head", "distill_t"):
         if not opts[key] > 0:
             raise UserInputError(f"--{key.replace('_', '-')} must be > 0, got {opts[key]}")
-    for key in ("seg_weight", "distill_weight", "ewc"):
-        if not opts[key] >= 0:
-            raise UserInputError(f"--{key.replace('_', '-')} must be >= 0, got {opts[key]}")
-    if not 0 < opts["pseudo_conf"] < 1:
-        raise UserInputError(f"--pseudo-conf must be between 0 and 1, got {opts['pseudo_conf']}")
+    for key in ("seg_weight", "distill_weight", "ewc", "replay", "bn_recalibrate"):
+        if not (isinstance(opts[key], (int, float)) and not isinstance(opts[key], bool) and opts[key] >= 0):
+            raise UserInputError(f"--{key.replace('_', '-')} must be a number >= 0, got {opts[key]}")
+    if opts["epoch_steps"] is not None and not (isinstance(opts["epoch_steps"], int) and opts["epoch_steps"] >= 1):
+        raise UserInputError(f"--epoch-steps must be a whole number >= 1, got {opts['epoch_steps']}")
+    if not isinstance(opts["freeze_bn"], bool):
+        raise UserInputError(f"--freeze-bn must be true or false, got {opts['freeze_bn']}")
+    if opts["replay"] and opts["schedule"] not in ("phased", "single"):
+        raise UserInputError(
+            f"--replay draws first-task batches in a second phase: use --schedule phased or single, not "
+            f"{opts['schedule']} (whose every epoch draws both datasets)"
+        )
     if opts["distill"] and opts["schedule"] == "joint":
         raise UserInputError(
             "--distill: every joint step has labels for both heads; distil with --schedule alternate or phased"
@@ -119,10 +168,18 @@ def check_training_args(args: Any, layers: int) -> int:
             f"--freeze {args.freeze}: the model has {layers} layers and the last (Detect) must train; "
             f"freeze at most {layers - 1}"
         )
+    if isinstance(args.imgsz, list) and not 1 <= len(args.imgsz) <= 2:
+        raise UserInputError(f"imgsz: one size or [height, width], got {args.imgsz}")
     imgsz = max(args.imgsz) if isinstance(args.imgsz, list) else args.imgsz
     if imgsz < MIN_IMGSZ:
         raise UserInputError(f"--imgsz must be at least {MIN_IMGSZ}, got {imgsz}")
     return round_to_stride(imgsz, MIN_IMGSZ)
+
+
+def check_imgsz(imgsz: int | None) -> None:
+    """UserInputError unless an inference size is unset (the model's own) or at least MIN_IMGSZ."""
+    if imgsz is not None and not (isinstance(imgsz, int) and imgsz >= MIN_IMGSZ):
+        raise UserInputError(f"--imgsz must be at least {MIN_IMGSZ}, got {imgsz}")
 
 
 def round_to_stride(imgsz: int, stride: int) -> int:

@@ -198,6 +198,9 @@ def _inspect_labels(r: FileResult, nc: int) -> None:
     if not len(rows):
         r.label = "empty"
         return
+    if not np.isfinite(rows).all():
+        r.problems.append(("unreadable", f"{file}: a value is NaN or infinite (training drops the image as corrupt)"))
+        return
     cls = rows[:, 0]
     bad = (cls < 0) | (cls >= nc) | (cls % 1 != 0)
     if bad.any():

@@ -200,11 +200,16 @@ def unique_stem(path: Path, split: str, taken: set[tuple[str, str]]) -> str:
     return stem
 
 
+OWNED_FOLDERS = ("images", "labels", "masks")  # what a conversion writes into its output folder, besides its yaml
+CONVERT_HEADER = "# yoloseg data convert"  # the first line of every yaml a conversion writes
+
+
 class OutputDir:
     """Writes a converted dataset into `root/.yoloseg-convert/` and moves it into `root` only when complete.
 
-    A non-empty `root` is refused unless `force`; with `force`, its images/, labels/, masks/ and the yaml of the same
-    name are replaced and other files are left alone. On failure, the partial output is removed.
+    A non-empty `root` is refused unless `force`; with `force`, what a conversion owns there is replaced: images/,
+    labels/, masks/ and every yaml an earlier `yoloseg data convert` wrote (of either kind, so no stale masks/ or
+    yaml of another kind stay); other files are left alone. On failure, the partial output is removed.
     """
 
     def __init__(self, root: Path, source: Path, force: bool, link: bool) -> None:
@@ -264,6 +269,11 @@ class OutputDir:
     def commit(self, name: str, data: dict[str, Any], header: str) -> Path:
         """Write the dataset yaml and move everything from the staging folder into `root`; return the yaml path."""
         YAML.save(self.stage / f"{name}.yaml", data, header=header)
+        for owned in (*(self.root / d for d in OWNED_FOLDERS), *self.root.glob("*.yaml")):
+            if owned.is_dir():
+                shutil.rmtree(owned)
+            elif owned.is_file() and owned.read_text(errors="replace").startswith(CONVERT_HEADER):
+                owned.unlink()
         for entry in sorted(self.stage.iterdir()):
             target = self.root / entry.name
             if target.is_dir():

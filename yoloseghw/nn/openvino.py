@@ -1,0 +1,145 @@
+"""OpenVINO: a yoloseg model as an OpenVINO IR (`<stem>_openvino_model/<stem>.xml` + `.bin`), run by OpenVINO on a
+CPU, GPU or NPU with a chosen thread count, as the third inference backend beside PyTorch and ONNX Runtime.
+
+The IR holds the same graph, output names and yoloseg metadata (in its `model_info` runtime information) as the
+ONNX export it is made from. OpenVINO and NNCF are an optional extra: `pip install -e ".[openvino]"`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from yoloseghw.nn.backends import ExportedBackend, check_graph, read_metadata
+from yoloseghw.utils.console import shorten
+from yoloseghw.utils.errors import UserInputError
+
+EXTRA = 'pip install -e ".[openvino]"'  # the optional extra that brings openvino and nncf
+FOLDER_SUFFIX = "_openvino_model"  # Ultralytics' name for an OpenVINO export folder: best_openvino_model/
+INFO = "model_info"  # the runtime-information section the metadata keys live in (as Ultralytics writes them)
+DEVICES = {"": "CPU", "cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
+
+
+def require_openvino() -> Any:
+    """The openvino module; a UserInputError naming the extra when it is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        raise UserInputError(f"the OpenVINO path needs openvino and nncf: {EXTRA}") from None
+    return openvino
+
+
+def is_openvino(path: str | Path) -> bool:
+    """Whether `path` names an OpenVINO model: an .xml file or a `*_openvino_model` folder."""
+    path = Path(path)
+    return path.suffix == ".xml" or path.name.endswith(FOLDER_SUFFIX)
+
+
+def model_xml(path: str | Path) -> Path:
+    """The .xml of an OpenVINO model given as its .xml or its folder; UserInputError when it or its .bin is missing."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.xml"))
+        if len(found) != 1:
+            raise UserInputError(f"--weights: {path} holds {len(found)} OpenVINO .xml files; expected one")
+        path = found[0]
+    if not path.is_file():
+        raise UserInputError(f"--weights: OpenVINO model not found: {path}")
+    if not path.with_suffix(".bin").is_file():
+        raise UserInputError(f"--weights: {path} has no {path.with_suffix('.bin').name} beside it (its weights)")
+    return path
+
+
+def write_metadata(model: Any, meta: dict[str, Any]) -> None:
+    """Store the yoloseg metadata keys in an OpenVINO model's runtime information (saved with it)."""
+    for key, value in meta.items():
+        model.set_rt_info(str(value), [INFO, key])
+
+
+def read_model_metadata(model: Any) -> dict[str, str]:
+    """The metadata keys of an OpenVINO model (empty when it has none)."""
+    if not model.has_rt_info(INFO):
+        return {}
+    info = model.get_rt_info(INFO).astype(dict)
+    return {key: value.astype(str) for key, value in info.items()}
+
+
+def openvino_device(device: str, available: list[str]) -> str:
+    """The OpenVINO device for `--device`: '' or cpu -> CPU, gpu, npu (or an OpenVINO name like GPU.1)."""
+    name = DEVICES.get(str(device).lower().strip(), str(device).upper())
+    if name.split(".")[0] not in {d.split(".")[0] for d in available}:
+        raise UserInputError(f"--device {device}: OpenVINO sees {', '.join(available)} on this machine")
+    return name
+
+
+class OpenVinoBackend(ExportedBackend):
+    """An OpenVINO model written by `yoloseg export --format openvino` (or its NNCF INT8 twin), run by OpenVINO.
+
+    Attributes:
+        kind: the backend's name in speed lines ("OpenVINO").
+        det_names, seg_names, stride, end2end, dynamic, imgsz, batch, semantic_output, metadata: as OnnxBackend's.
+        device_name: the OpenVINO device it runs on (CPU, GPU, NPU).
+        providers: the device, for `info` (as ONNX Runtime's providers).
+    """
+
+    kind = "OpenVINO"
+
+    def __init__(self, path: str | Path, device: str = "", threads: int | None = None):
+        """Read and compile an OpenVINO model.
+
+        Args:
+            path: the model's .xml, or its `*_openvino_model` folder.
+            device: '' or 'cpu' (CPU), 'gpu' or 'npu' where OpenVINO has them.
+            threads: CPU inference threads (None: OpenVINO's choice).
+
+        Raises:
+            UserInputError: openvino missing, a missing .xml or .bin, a model OpenVINO cannot read, one without (or
+                with damaged) yoloseg metadata, a bad thread count, or a device this machine lacks.
+        """
+        ov = require_openvino()
+        self.path = model_xml(path)
+        if threads is not None and threads < 1:
+            raise UserInputError(f"--threads must be at least 1, got {threads}")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(self.path))
+        except Exception as e:  # OpenVINO raises plain RuntimeErrors for unreadable files
+            reason = shorten(str(e))
+            raise UserInputError(f"--weights: {self.path} is not a loadable OpenVINO model ({reason})") from None
+        meta = read_metadata(read_model_metadata(model), self.path)
+        self.take_metadata(meta)
+        outputs = {o.get_any_name(): o.get_partial_shape().rank.get_length() for o in model.outputs}
+        shape = [d.get_length() if d.is_static else "?" for d in model.inputs[0].get_partial_shape()]
+        check_graph(outputs, shape, meta, self.path)
+        self.device_name = openvino_device(device, core.available_devices)
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if self.device_name == "CPU":
+            config["INFERENCE_PRECISION_HINT"] = "f32"  # what was exported, not the CPU's bf16 default
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, self.device_name, config)
+        self.threads, self.device_request = threads, str(device)
+        self.device = torch.device("cpu")  # outputs come back as CPU tensors
+        self.providers = [f"OpenVINO {self.device_name}"]
+        self.outputs = {name: self.compiled.output(name) for name in ("detections", "semantic")}
+
+    def __call__(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the model on one batch.
+
+        Args:
+            img: a letterboxed float batch [B,3,H,W] in 0-1 (a static export: exactly its own shape).
+
+        Returns:
+            (detections, the semantic output of the model's kind) as CPU torch tensors.
+
+        Raises:
+            UserInputError: a batch whose shape a static export does not take.
+        """
+        x = np.ascontiguousarray(img.detach().cpu().numpy(), dtype=np.float32)
+        self.check_input(x)
+        out = self.compiled(x)
+        det, seg = out[self.outputs["detections"]], out[self.outputs["semantic"]]  # the request's own buffers: copied
+        return torch.from_numpy(np.array(det)).float(), torch.from_numpy(np.array(seg))
