@@ -272,7 +272,7 @@ ALREADY_ONE_LINE = {
     "val weights missing": "file not found",
     "predict conf above 1": "between 0 and 1",
     "predict unknown class": "unknown detection class 'dragon'",
-    "export format engine": "only onnx",
+    "export format engine": "--format: expected onnx or openvino",
     "compress unknown method": "unknown method 'zip'",
     "compress ratio 1.5": "between 0 and 1",
     "compress quantize without data": "give --det and --seg",

@@ -128,10 +128,11 @@ def test_bench_writes_json_csv_and_png_with_every_column_filled(weights, tiny_pa
     for row in data["variants"]:
         assert keys <= set(row) and all(row[k] is not None for k in keys), row
     assert set(data["variants"][1]["change"]) >= {"p50_ms", "metrics/mIoU"}
-    assert [b["variant"] for b in data["baseline"]] == ["stock detector", "stock semantic"]
+    stock = ["stock detector", "stock detector (OpenVINO)", "stock semantic", "stock semantic (OpenVINO)"]
+    assert [b["variant"] for b in data["baseline"]] == stock  # both runtimes (OpenVINO: the test extra has it)
     with open(out / "bench.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 6 and all(all(v != "" for k, v in r.items() if k in keys) for r in rows[:4])
+    assert len(rows) == 8 and all(all(v != "" for k, v in r.items() if k in keys) for r in rows[:4])
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "yoloseg bench" in result.output and "bench.json" in result.output
 
@@ -140,7 +141,7 @@ def test_bench_bad_input_is_one_line_and_writes_nothing(weights, tiny_pair, tmp_
     args = ["--det", tiny_pair[0], "--seg", tiny_pair[1], "--project", tmp_path / "runs"]
     missing = tmp_path / "nowhere-int8.onnx"
     assert_one_line_error(run("bench", "--weights", weights, *args, "--variant", missing), "not found", missing.name)
-    assert_one_line_error(run("bench", "--weights", weights.with_suffix(".onnx"), *args), "not a PyTorch checkpoint")
+    assert_one_line_error(run("bench", "--weights", weights.with_suffix(".onnx"), *args), "not a checkpoint (.pt)")
     assert_one_line_error(run("bench", "--weights", weights, *args, "--runs", "0"), "at least 1")
     assert not (tmp_path / "runs").exists()
 

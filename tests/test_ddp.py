@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from ultralytics.utils.dist import find_free_network_port
 
+from yoloseghw.engine.checkpoint import load_model
+
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 LR_KEYS = ("lr/pg0", "lr/pg1", "lr/pg2")
 
@@ -55,8 +57,8 @@ def results_rows(tmp_path: Path) -> list[dict[str, float]]:
     [
         ([], {"det", "seg"}),
         (["schedule=joint"], {"joint"}),
-        # phase two under DDP, distilling and anchoring (EWC) on both ranks
-        (["schedule=phased", "freeze=10", "distill=True", "ewc=100"], {"det", "seg"}),
+        # phase two under DDP, distilling and anchoring (EWC) on both ranks, the classes linked (--link)
+        (["schedule=phased", "freeze=10", "distill=True", "ewc=100", "link=auto"], {"det", "seg"}),
         (["launch"], {"det", "seg"}),
     ],
     ids=["torchrun", "torchrun-joint", "torchrun-phased", "ultralytics-launcher"],
@@ -87,6 +89,9 @@ def test_ddp_two_gloo_ranks_shard_both_datasets_and_run_the_same_steps(tiny_pair
     if "distill=True" in flags:  # no teacher in phase one; in phase two it ran, on the anchors it singled out
         assert rows[0]["train/distill_anchors"] == 0 and rows[1]["train/distill_anchors"] > 0
         assert rows[0]["train/distill_loss"] == 0 and rows[1]["train/distill_loss"] >= 0
+    if "link=auto" in flags:  # boxes taught masks in phase one (det), masks taught boxes in phase two (seg)
+        assert rows[0]["train/b2m_loss"] > 0 and rows[1]["train/m2b_loss"] > 0
+        assert load_model(run / "weights" / "last.pt")[0].link == {0: 3, 1: 4}  # car=car, person=person
 
 
 @pytest.mark.parametrize("launch", [False, True], ids=["torchrun", "ultralytics-launcher"])

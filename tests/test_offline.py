@@ -80,7 +80,8 @@ def test_import_writes_only_yoloseg_settings_and_no_banner(tmp_path):
 
 
 def test_commands_use_no_network(tiny_pair, tmp_path):
-    """train, info, val, predict, export, compress, bench and the data tools, in a new user's environment."""
+    """train, info, val, predict, export (ONNX, OpenVINO), compress (ONNX Runtime FP16, NNCF INT8), bench and the
+    data tools, in a new user's environment."""
     env, home, log = new_user_env(tmp_path)
     det, seg = map(str, tiny_pair)
     runs = tmp_path / "runs"
@@ -93,6 +94,9 @@ def test_commands_use_no_network(tiny_pair, tmp_path):
          "--project", str(runs)),
         ("export", "--weights", str(runs / "train/weights/best.pt")),
         ("compress", "--weights", str(runs / "train/weights/best.pt"), "--method", "fp16"),
+        ("export", "--weights", str(runs / "train/weights/best.pt"), "--format", "openvino"),
+        ("compress", "--weights", str(runs / "train/weights/best.pt"), "--method", "quantize", "--runtime", "openvino",
+         "--det", det, "--seg", seg, "--calib", "8"),
         ("bench", "--weights", str(runs / "train/weights/best.pt"), "--det", det, "--seg", seg, "--runs", "2",
          "--rounds", "1", "--batch", "2", "--project", str(runs)),
         ("data", "check", det, seg),

@@ -27,8 +27,12 @@ def folder(trained, tmp_path_factory) -> Path:
 
 
 def _export(trained: Path, folder: Path, kind: str) -> tuple[Path, Path]:
-    pt = Path(shutil.copy(trained, folder / f"{kind}.pt"))
-    return pt, YOLOSeg(pt).export(semantic=kind)
+    """The checkpoint copy and ONNX file of `kind`, exported once per module (a second export would need --force)."""
+    pt = folder / f"{kind}.pt"
+    if not pt.is_file():
+        shutil.copy(trained, pt)
+        YOLOSeg(pt).export(semantic=kind)
+    return pt, pt.with_suffix(".onnx")
 
 
 def test_kinds_parse_and_unknown_is_an_error():

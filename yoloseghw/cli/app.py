@@ -12,6 +12,7 @@ import typer
 from yoloseghw.cli.data import data_app
 from yoloseghw.cli.errors import cli_errors, weights_file
 from yoloseghw.compress.benchmark import BenchOptions
+from yoloseghw.compress.lowrank import MAX_ERROR, MIN_GAIN, RANK_SHARE
 from yoloseghw.engine.exporter import ExportOptions
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.utils.files import size_mb
@@ -125,6 +126,16 @@ def train(
     ),
     ewc: Optional[float] = typer.Option(
         None, help="EWC strength: pull the weights toward the first task's, by its Fisher information (phased/single)."
+    ),
+    link: Optional[str] = typer.Option(
+        None,
+        help="Classes both datasets hold, det=seg by name (car=car,person=pedestrian) or auto (the same names): box "
+        "images teach the semantic head and mask images teach Detect, for these classes only.",
+    ),
+    link_weight: Optional[str] = typer.Option(
+        None,
+        help=f"--link: weight of both cross-task terms, or box-to-mask,mask-to-box (default "
+        f"{DEFAULTS['link_weight']}).",
     ),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 100; 15 for the demo)."),
     imgsz: Optional[int] = typer.Option(None, help="Train/val image size (default 640; 128 for the demo)."),
@@ -360,17 +371,20 @@ def export(
 def compress(
     weights: Path = typer.Option(..., help="yoloseg checkpoint (best.pt); the output is written beside it."),
     method: str = typer.Option(
-        ..., help="prune (-> best-prune30.pt), quantize (INT8, -> best-int8.onnx) or fp16 (-> best-fp16.onnx)."
+        ...,
+        help="prune (-> best-prune30.pt), lowrank (-> best-lowrank50.pt), quantize (INT8, -> best-int8.onnx) or fp16.",
     ),
     det: Optional[Path] = typer.Option(
-        None, help="Detection dataset yaml (prune: fine-tuning; quantize: calibration)."
+        None, help="Detection dataset yaml (prune, lowrank: fine-tuning; quantize: calibration)."
     ),
-    seg: Optional[Path] = typer.Option(None, help="Semantic dataset yaml (prune: fine-tuning; quantize: calibration)."),
+    seg: Optional[Path] = typer.Option(
+        None, help="Semantic dataset yaml (prune, lowrank: fine-tuning; quantize: calibration)."
+    ),
     ratio: float = typer.Option(0.3, help="prune: the share of GFLOPs to remove (0-1; the nearest achievable one)."),
     criterion: str = typer.Option("l2", help="prune: channel importance, l1, l2 or bn (BatchNorm scale)."),
     steps: int = typer.Option(1, help="prune: rounds, each followed by fine-tuning."),
-    finetune_epochs: int = typer.Option(10, help="prune: fine-tuning epochs in all (with --det and --seg)."),
-    batch: Optional[int] = typer.Option(None, help="prune: fine-tuning batch size."),
+    finetune_epochs: int = typer.Option(10, help="prune, lowrank: fine-tuning epochs in all (with --det and --seg)."),
+    batch: Optional[int] = typer.Option(None, help="prune, lowrank: fine-tuning batch size."),
     calib: int = typer.Option(200, help="quantize: calibration images, half from each dataset's train split."),
     calib_method: str = typer.Option("minmax", help="quantize: minmax, entropy or percentile."),
     keep_float: str = typer.Option("", help="quantize: node names (a,b) kept in float besides the stem and tails."),
@@ -382,9 +396,16 @@ def compress(
     accuracy_aware: bool = typer.Option(
         False, help="quantize --runtime openvino: NNCF's accuracy-aware mode (fitness within 0.01 of FP32's)."
     ),
+    rank: float = typer.Option(
+        RANK_SHARE, help="lowrank: the share of each layer's rank to keep (-> best-lowrank50.pt)."
+    ),
+    max_error: float = typer.Option(
+        MAX_ERROR, help="lowrank: the largest relative weight error of a factorized layer."
+    ),
+    min_gain: float = typer.Option(MIN_GAIN, help="lowrank: the smallest measured speed-up that factorizes a layer."),
     force: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
-    """Write a compressed variant: a structurally pruned checkpoint, or an INT8 or FP16 ONNX model."""
+    """Write a compressed variant: a pruned or low-rank checkpoint, an INT8 ONNX or OpenVINO model, an FP16 ONNX."""
     from yoloseghw.engine.model import YOLOSeg
     from yoloseghw.utils.console import console
 
@@ -405,6 +426,9 @@ def compress(
         semantic=semantic,
         runtime=runtime,
         accuracy_aware=accuracy_aware,
+        rank=rank,
+        max_error=max_error,
+        min_gain=min_gain,
         force=force,
         **({"batch": batch} if batch else {}),
     )
@@ -428,6 +452,9 @@ def bench(
     runs: int = typer.Option(BenchOptions.runs, help="Timed runs per variant."),
     rounds: int = typer.Option(BenchOptions.rounds, help="Round-robin blocks the runs are split into."),
     baseline: bool = typer.Option(BenchOptions.baseline, help="Add the stock single-task detector and semantic model."),
+    imgsz: Optional[int] = typer.Option(
+        BenchOptions.imgsz, help="Input size of every variant (default: the training size; exports must match)."
+    ),
     project: str = typer.Option(PROJECT, help="Parent folder of the results."),
     name: str = typer.Option("bench", help="Results folder name (bench, bench-2, ...)."),
 ) -> None:
@@ -446,6 +473,7 @@ def bench(
         runs=runs,
         rounds=rounds,
         baseline=baseline,
+        imgsz=imgsz,
         project=project,
         name=name,
     )
@@ -455,8 +483,10 @@ def bench(
 
 @app.command()
 @cli_errors
-def info(weights: Path = typer.Argument(..., help="yoloseg checkpoint (.pt) or exported .onnx.")) -> None:
-    """Show a model's two class lists, size and training metrics (ONNX: its input and outputs)."""
+def info(
+    weights: Path = typer.Argument(..., help="yoloseg checkpoint (.pt), exported .onnx or OpenVINO model."),
+) -> None:
+    """Show a model's two class lists, size and training metrics (exported: its input, outputs and precision)."""
     from rich.table import Table
 
     from yoloseghw.engine.model import YOLOSeg

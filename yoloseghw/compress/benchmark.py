@@ -32,7 +32,7 @@ from yoloseghw.compress.bench_report import csv_text, plot, write_atomically
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.data.inputs import letterboxed, sample_images
 from yoloseghw.nn.backends import ort_session
-from yoloseghw.nn.openvino import FOLDER_SUFFIX, is_openvino
+from yoloseghw.nn.openvino import FOLDER_SUFFIX, is_openvino, openvino_core
 from yoloseghw.utils.console import console, make_progress
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import size_mb
@@ -56,6 +56,8 @@ class BenchOptions:
         runs: timed runs per variant.
         rounds: round-robin blocks the runs are split into.
         baseline: also time the stock single-task detector and semantic model.
+        imgsz: the input size every variant runs at (None: the checkpoint's training size); exported variants must
+            have been exported at it.
     """
 
     threads: int = 2
@@ -63,6 +65,7 @@ class BenchOptions:
     runs: int = 100
     rounds: int = 10
     baseline: bool = False
+    imgsz: int | None = None
 
 
 @dataclass
@@ -179,7 +182,7 @@ def run_bench(
         raise UserInputError("--threads, --batch, --runs and --rounds must be at least 1")
     det_data, seg_data = load_data_config(det, "det"), load_data_config(seg, "seg")
     reference = open_model(weights)
-    imgsz = reference._train_imgsz()
+    imgsz = options.imgsz or reference._train_imgsz()
     params, gflops = get_num_params(reference.model), round(get_flops(reference.model, imgsz), 2)
     torch.set_num_threads(threads)
     models, variants = {}, []
@@ -190,7 +193,10 @@ def run_bench(
             raise UserInputError(str(e).replace("--weights:", "--variant:", 1) if path in given else str(e)) from None
         model.threads = threads
         if model.exported is not None and model.exported.imgsz not in (None, (imgsz, imgsz)):
-            raise UserInputError(f"{path} takes {model.exported.imgsz} inputs; the checkpoint was trained at {imgsz}")
+            raise UserInputError(
+                f"{path} takes {model.exported.imgsz} inputs; the bench runs at {imgsz} (--imgsz; export or compress "
+                f"with --imgsz {imgsz})"
+            )
         name = variant_name(model, path, weights)
         own = model.model if model.exported is None else source_model(path, reference, open_model)
         p, g = (params, gflops) if own is reference.model else (get_num_params(own), round(get_flops(own, imgsz), 2))
@@ -282,8 +288,8 @@ def _stock_models(reference: Any, imgsz: int, threads: int, out_dir: Path) -> di
 def openvino_runner(onnx_path: Path, threads: int) -> Callable[[np.ndarray], Any] | None:
     """A stock model's ONNX file compiled by OpenVINO for the CPU (FP32, `threads` threads); None without OpenVINO."""
     try:
-        import openvino as ov
+        import openvino  # noqa: F401
     except ImportError:
         return None
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads}
-    return ov.Core().compile_model(str(onnx_path), "CPU", config)
+    return openvino_core().compile_model(str(onnx_path), "CPU", config)

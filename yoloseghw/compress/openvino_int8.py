@@ -20,7 +20,7 @@ import onnx
 
 from yoloseghw.compress.quantize import float_tail
 from yoloseghw.data.inputs import letterboxed
-from yoloseghw.nn.openvino import require_openvino, write_metadata
+from yoloseghw.nn.openvino import openvino_core, require_openvino, write_metadata
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import replace_folder, scratch_folder, write_errors
@@ -70,7 +70,7 @@ def quantize_openvino(
         UserInputError: openvino or nncf missing, or a `keep_float` name the graph does not have.
     """
     ov, nncf = require_openvino(), require_nncf()
-    model = ov.Core().read_model(str(fp32_onnx))
+    model = openvino_core().read_model(str(fp32_onnx))
     names = {op.get_friendly_name() for op in model.get_ops()}
     unknown = sorted(set(keep_float) - names)
     if unknown:

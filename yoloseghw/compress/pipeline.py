@@ -21,24 +21,24 @@ from yoloseghw.utils.console import console, warn
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path, scratch_folder, write_checkpoint
 
-METHODS = {"prune": "prune", "quantize": "int8", "fp16": "fp16"}  # method -> the output's name suffix
+METHODS = {"prune": "prune", "lowrank": "lowrank", "quantize": "int8", "fp16": "fp16"}  # method -> output suffix
 RUNTIMES = ("onnxruntime", "openvino")  # what an INT8 variant is made for
 Export = Callable[[Path], Path]  # writes an FP32 ONNX export of the model at the given path; returns it
 FineTune = Callable[[Path, int], tuple[Path, DetSegModel]]  # trains a checkpoint some epochs: (its best.pt, model)
 
 
 def output_path(weights: Path, method: str, ratio: float, force: bool, runtime: str = "onnxruntime") -> Path:
-    """Where `method` writes its variant of `weights` (best.pt -> best-prune30.pt / best-int8.onnx / best-fp16.onnx /
-    best-int8_openvino_model/); UserInputError for an unknown method or runtime, or an existing output without
-    `force`."""
+    """Where `method` writes its variant of `weights` (best.pt -> best-prune30.pt / best-lowrank50.pt (`ratio`: the
+    rank share kept) / best-int8.onnx / best-fp16.onnx / best-int8_openvino_model/); UserInputError for an unknown
+    method or runtime, or an existing output without `force`."""
     if method not in METHODS:
         raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(METHODS)})")
     if runtime not in RUNTIMES:
         raise UserInputError(f"--runtime: expected {' or '.join(RUNTIMES)}, got '{runtime}'")
     if runtime == "openvino" and method != "quantize":
         raise UserInputError(f"--runtime openvino makes INT8 models (--method quantize), not --method {method}")
-    if method == "prune":
-        suffix = f"prune{round(ratio * 100)}.pt"
+    if method in ("prune", "lowrank"):
+        suffix = f"{method}{round(ratio * 100)}.pt"
     else:
         suffix = f"{METHODS[method]}{'_openvino_model' if runtime == 'openvino' else '.onnx'}"
     out = weights.with_name(f"{weights.stem}-{suffix}")
@@ -78,6 +78,75 @@ def onnx_variant(
         if method == "quantize":
             return quantize_int8(fp32, out, images, calib_method, keep_float)
         return convert_fp16(fp32, out)
+
+
+def lowrank_checkpoint(
+    model: DetSegModel,
+    ckpt: dict[str, Any],
+    out: Path,
+    *,
+    rank: float,
+    max_error: float,
+    min_gain: float,
+    imgsz: int,
+    finetune_epochs: int,
+    finetune: FineTune | None,
+    source: str,
+) -> Path:
+    """Factorize a copy of `model` (compress/lowrank.py: the layers chosen by their measured speed-up and weight
+    error at `rank`), then fine-tune it for `finetune_epochs` epochs with `finetune` (None: factorize only); the
+    result at `out` is a checkpoint of the module itself, holding the measurements (`lowrank`)."""
+    from yoloseghw.compress.lowrank import check_options as check_lowrank
+    from yoloseghw.compress.lowrank import factorize, measure
+
+    check_lowrank(rank, max_error, min_gain)
+    if finetune_epochs < 0:
+        raise UserInputError(f"--finetune-epochs must be at least 0, got {finetune_epochs}")
+    model = deepcopy(model).float()
+    base, params = get_flops(model, imgsz), sum(p.numel() for p in model.parameters())
+    with console.status(f"Timing every convolution at {imgsz} px as it is and factorized at rank share {rank} ..."):
+        choices = measure(model, imgsz, rank, max_error, min_gain)
+    count = factorize(model, choices)
+    if not count:
+        raise UserInputError(
+            f"--method lowrank: no layer is at least {min_gain}x faster factorized at rank share {rank} within "
+            f"weight error {max_error} (try a lower --rank or a larger --max-error)"
+        )
+    report = [vars(c) | {"gain": round(c.gain, 3)} for c in choices]
+    settings = {"rank": rank, "max_error": max_error, "min_gain": min_gain, "imgsz": imgsz, "layers": report}
+    with scratch_folder(out, "lowrank") as tmp:
+        current = tmp / out.name
+        state = {**ckpt, "model": deepcopy(model).half(), "ema": None, "optimizer": None, "train_metrics": {}}
+        state.pop("train_results", None)
+        write_checkpoint(current, {**state, "lowrank": settings})
+        if finetune is not None and finetune_epochs:
+            best, model = finetune(current, finetune_epochs)
+            shutil.copyfile(best, current)
+        with atomic_path(out) as final:
+            shutil.copyfile(current, final)
+    print_choices(choices)
+    console.print(
+        f"Factorized {count} of {len(choices)} convolutions of {source}: GFLOPs@{imgsz} {base:.2f} -> "
+        f"{get_flops(model, imgsz):.2f}, parameters {params:,} -> {sum(p.numel() for p in model.parameters()):,}"
+    )
+    if finetune is None or not finetune_epochs:
+        warn(f"{out.name} is not fine-tuned: its accuracy drops until it is (give --det and --seg)")
+    return out
+
+
+def print_choices(choices: list[Any]) -> None:
+    """The measured candidates as a table: shape, rank, weight error, ms before and after, chosen or not."""
+    from rich.table import Table
+
+    table = Table(title="Low-rank candidates (measured)", title_justify="left")
+    for col in ("layer", "input", "k", "out", "rank", "weight error", "ms", "ms factorized", "speed-up", "chosen"):
+        table.add_column(col, justify="left" if col == "layer" else "right")
+    for c in choices:
+        table.add_row(
+            c.name, "x".join(map(str, c.shape[1:])), str(c.kernel), str(c.out_channels), str(c.rank),
+            f"{c.error:.3f}", f"{c.ms_before:.3f}", f"{c.ms_after:.3f}", f"{c.gain:.2f}", "yes" if c.chosen else "",
+        )  # fmt: skip
+    console.print(table)
 
 
 def prune_checkpoint(

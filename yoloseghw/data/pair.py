@@ -66,6 +66,8 @@ def write_pair(path: Path, det: str | Path, seg: str | Path, options: dict[str, 
         value = options.get(key, DEFAULTS[key])
         if key == "ratio":
             value = str(Mix.parse(value))
+        elif key == "link_weight" and isinstance(value, (tuple, list)):
+            value = ",".join(f"{w:g}" for w in value)
         elif key == "order" and isinstance(value, (tuple, list)):
             value = ",".join(value)
         content[key] = value

@@ -17,6 +17,7 @@ from torch import nn
 from ultralytics.engine.exporter import Exporter
 
 from yoloseghw.nn.backends import METADATA_KEY
+from yoloseghw.nn.link import link_entry
 from yoloseghw.nn.semantic_head import seg_head_name
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT, SemanticOutput
 from yoloseghw.nn.tasks import DetSegModel
@@ -56,8 +57,8 @@ class DetSegExporter(Exporter):
         from ultralytics.utils.export.engine import best_onnx_opset, torch2onnx
 
         opset = self.args.opset or best_onnx_opset(onnx)
-        if opset < 11:
-            raise UserInputError(f"--opset: yoloseg models need opset 11 or newer, got {opset}")
+        if opset < MIN_OPSET:
+            raise UserInputError(f"--opset: yoloseg models need opset {MIN_OPSET} or newer, got {opset}")
         self.model.semantic.export = False  # the head gives its stride-8 logits; the kind makes the output
         dynamic = None
         if self.args.dynamic:
@@ -103,12 +104,14 @@ class DetSegExporter(Exporter):
             "det_names": dict(model.det_names),
             "seg_names": dict(model.seg_names),
             "semantic_output": self.semantic.name,
+            **link_entry(model),
             "dynamic": bool(self.args.dynamic),
             "opset": opset,
         }
 
 
 FORMATS = ("onnx", "openvino")
+MIN_OPSET = 11  # the oldest opset yoloseg's graphs export to
 
 
 def export_path(weights: Path, fmt: str) -> Path:
@@ -142,11 +145,17 @@ class ExportOptions:
 
     @classmethod
     def of(cls, options: dict[str, Any]) -> ExportOptions:
-        """The options from keywords; an unknown one is a UserInputError."""
+        """The options from keywords, checked; an unknown or bad one is a UserInputError."""
         unknown = set(options) - {f.name for f in fields(cls)}
         if unknown:
             raise UserInputError(f"export: unknown option(s) {', '.join(sorted(unknown))}")
-        return cls(**options)
+        settings = cls(**options)
+        SemanticOutput.parse(settings.semantic)
+        if settings.batch < 1:
+            raise UserInputError(f"--batch must be at least 1, got {settings.batch}")
+        if settings.opset is not None and settings.opset < MIN_OPSET:
+            raise UserInputError(f"--opset: yoloseg models need opset {MIN_OPSET} or newer, got {settings.opset}")
+        return settings
 
 
 def export_onnx(model: DetSegModel, weights: str | Path, options: ExportOptions) -> Path:
@@ -164,8 +173,6 @@ def export_onnx(model: DetSegModel, weights: str | Path, options: ExportOptions)
         UserInputError: a bad option, or an export Ultralytics refuses.
     """
     kind = SemanticOutput.parse(options.semantic)
-    if options.batch < 1:
-        raise UserInputError(f"--batch must be at least 1, got {options.batch}")
     if options.simplify:
         try:
             import onnxslim  # noqa: F401
@@ -208,7 +215,7 @@ def export_openvino(model: DetSegModel, weights: str | Path, options: ExportOpti
     """
     import onnx
 
-    from yoloseghw.nn.openvino import FOLDER_SUFFIX, require_openvino, write_metadata
+    from yoloseghw.nn.openvino import FOLDER_SUFFIX, openvino_core, require_openvino, write_metadata
 
     ov = require_openvino()
     weights = Path(weights)
@@ -216,7 +223,7 @@ def export_openvino(model: DetSegModel, weights: str | Path, options: ExportOpti
     with scratch_folder(final, "openvino") as tmp:
         onnx_file = export_onnx(model, tmp / weights.name, options)
         meta = {p.key: p.value for p in onnx.load(str(onnx_file), load_external_data=False).metadata_props}
-        ir = ov.Core().read_model(str(onnx_file))
+        ir = openvino_core().read_model(str(onnx_file))
         write_metadata(ir, {**meta, "format": "openvino", "precision": "fp32"})
         folder = tmp / final.name
         with write_errors(folder):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ultralytics.utils import RANK, callbacks
 from ultralytics.utils.files import increment_path
 
+from yoloseghw.compress.lowrank import MAX_ERROR, MIN_GAIN, RANK_SHARE
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.data.pair import PAIR_FILE
 from yoloseghw.data.sources import open_source
@@ -25,6 +26,7 @@ from yoloseghw.engine.checkpoint import (
 )
 from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import ExportedBackend, OnnxBackend, TorchBackend, torch_device
+from yoloseghw.nn.link import link_entry, parse_link
 from yoloseghw.nn.openvino import is_openvino
 from yoloseghw.nn.semantic_head import seg_head_class, seg_head_name
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
@@ -84,13 +86,15 @@ class YOLOSeg:
         self._fused: tuple[DetSegModel, str, TorchBackend] | None = None
         self.callbacks = callbacks.get_default_callbacks()
         self.trainer = None
-        if str(model).endswith((".pt", ".pth")):
+        if model is None:  # built from the weights given to `train`, or the default model
+            self.cfg = None
+        elif str(model).endswith((".pt", ".pth")):
             self.model, self.ckpt = load_model(model)
             self.cfg, self.weights = self.model.yaml, Path(model)
-        elif str(model).endswith(".onnx") or is_openvino(model):
+        elif isinstance(model, (str, Path)) and (str(model).endswith(".onnx") or is_openvino(model)):
             self.exported, self.weights, self.cfg = exported_backend(model), Path(model), None
         else:
-            self.cfg = None if model is None else load_model_cfg(model)
+            self.cfg = load_model_cfg(model)
 
     # ------------------------------------------------------------------ info
     @property
@@ -145,7 +149,8 @@ class YOLOSeg:
         Returns:
             For a checkpoint: architecture, semantic head, both class lists, parameters, GFLOPs at the training size,
             epochs trained, validation metrics, version and date. For an ONNX file: architecture, semantic head, both
-            class lists, input shape, detection and semantic output kinds, precision and providers.
+            class lists, input shape, detection and semantic output kinds, precision and providers. Both show the
+            class link (`--link`) of a model trained with one.
         """
         from ultralytics.utils.torch_utils import get_flops, get_num_params
 
@@ -160,6 +165,8 @@ class YOLOSeg:
                 "detections": "end-to-end (no NMS)" if self.exported.end2end else "raw (NMS after the network)",
                 "semantic output": meta["semantic_output"].name,
                 "precision": meta["precision"],
+                **({"calibration": meta["calibration"]} if meta["calibration"] else {}),
+                **({"link": meta["link"]} if meta["link"] else {}),
                 "providers": ", ".join(self.exported.providers),
             }
         model = self._require_model()
@@ -169,6 +176,7 @@ class YOLOSeg:
             "semantic head": seg_head_name(model.semantic),
             "det_names": dict(model.det_names),
             "seg_names": dict(model.seg_names),
+            **link_entry(model),
             "parameters": get_num_params(model),
             f"GFLOPs@{imgsz}": round(get_flops(model, imgsz), 2),
             "epochs trained": trained_epochs(self.ckpt),
@@ -300,7 +308,8 @@ class YOLOSeg:
                     )
                 # the trainer loads both again from pair.yaml; checking here first means bad data stops the run before a
                 # run folder exists and before Ultralytics' integrations (TensorBoard, MLflow, ...) start a run
-                load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
+                det_data, seg_data = load_data_config(opts["det"], "det"), load_data_config(opts["seg"], "seg")
+                parse_link(opts["link"], det_data["names"], seg_data["names"])  # an unknown name: one line, now
                 source = self._source_model(weights, ckpt)
                 save_dir, pair_yaml = on_rank_zero(lambda: runs.new_run_folder(Path(project) / name, opts))
                 held.enter_context(runs.RunLock(save_dir))
@@ -507,10 +516,10 @@ class YOLOSeg:
             raise UserInputError(f"--format: expected {' or '.join(FORMATS)}, got '{format}'")
         model = self._require_model()
         check_output_folder(self.weights.parent, "export (beside --weights)")
+        settings = ExportOptions.of(options)  # bad options first: they are what the user must fix
         out = export_path(self.weights, fmt)
         if out.exists() and not force:
             raise UserInputError(f"{out} exists; give --force to replace it")
-        settings = ExportOptions.of(options)
         imgsz = round_to_stride(settings.imgsz or self._train_imgsz(), model.input_stride)
         write = export_openvino if fmt == "openvino" else export_onnx
         return write(model, self.weights, ExportOptions.of({**options, "imgsz": imgsz}))
@@ -533,31 +542,38 @@ class YOLOSeg:
         semantic: str | None = None,
         runtime: str = "onnxruntime",
         accuracy_aware: bool = False,
+        rank: float = RANK_SHARE,
+        max_error: float = MAX_ERROR,
+        min_gain: float = MIN_GAIN,
         force: bool = False,
         **train_options: Any,
     ) -> Path:
-        """Write a compressed variant beside the checkpoint: best-prune30.pt, best-int8.onnx, best-fp16.onnx or
-        best-int8_openvino_model/.
+        """Write a compressed variant beside the checkpoint: best-prune30.pt, best-lowrank50.pt, best-int8.onnx,
+        best-int8_openvino_model/ or best-fp16.onnx.
 
         Args:
-            method: `prune` (structured pruning), `quantize` (INT8: ONNX Runtime static QDQ, or NNCF for OpenVINO)
-                or `fp16`.
-            det: the detection dataset yaml (prune: fine-tuning; quantize: calibration).
-            seg: the semantic dataset yaml (prune: fine-tuning; quantize: calibration).
+            method: `prune` (structured pruning), `lowrank` (low-rank factorization), `quantize` (INT8: ONNX
+                Runtime static QDQ, or NNCF for OpenVINO) or `fp16`.
+            det: the detection dataset yaml (prune, lowrank: fine-tuning; quantize: calibration).
+            seg: the semantic dataset yaml (prune, lowrank: fine-tuning; quantize: calibration).
             calib: quantize: calibration images, half from each dataset's train split.
             calib_method: quantize: `minmax`, `entropy` or `percentile`.
             keep_float: quantize: more node names kept in float besides the stem and the tails.
-            imgsz: the ONNX input size (static, batch 1; default: the training size); prune: the GFLOPs size.
+            imgsz: the ONNX input size (static, batch 1; default: the training size); prune: the GFLOPs size;
+                lowrank: the size its layers are timed at.
             ratio: prune: the share of GFLOPs to remove (the nearest achievable one).
             criterion: prune: channel importance, `l1`, `l2` or `bn`.
             steps: prune: rounds, each followed by `finetune_epochs / steps` epochs of fine-tuning.
-            finetune_epochs: prune: fine-tuning epochs in all (with `det` and `seg`).
+            finetune_epochs: prune, lowrank: fine-tuning epochs in all (with `det` and `seg`).
             semantic: quantize, fp16: the semantic output kind (see `export`).
             runtime: quantize: `onnxruntime` (an INT8 ONNX file) or `openvino` (an NNCF INT8 OpenVINO model).
             accuracy_aware: quantize for OpenVINO: NNCF's accuracy-controlled mode, keeping the combined fitness on
                 both val sets within 0.01 of FP32's.
+            rank: lowrank: the share of each layer's rank to keep.
+            max_error: lowrank: the largest relative weight error (truncated SVD) of a factorized layer.
+            min_gain: lowrank: the smallest measured speed-up for which a layer is factorized.
             force: replace an existing output file.
-            **train_options: prune: options of the fine-tuning runs (batch, schedule, ...).
+            **train_options: prune, lowrank: options of the fine-tuning runs (batch, schedule, ...).
 
         Returns:
             The output file's path.
@@ -565,7 +581,7 @@ class YOLOSeg:
         Raises:
             UserInputError: an unknown method, bad data or options, or an existing output without `force`.
         """
-        from yoloseghw.compress.pipeline import onnx_variant, output_path, prune_checkpoint
+        from yoloseghw.compress.pipeline import lowrank_checkpoint, onnx_variant, output_path, prune_checkpoint
         from yoloseghw.compress.prune import check_options as check_prune_options
         from yoloseghw.engine.exporter import ExportOptions, export_onnx
 
@@ -573,11 +589,11 @@ class YOLOSeg:
         check_output_folder(self.weights.parent, "compress (beside --weights)")
         if method == "prune":
             check_prune_options(ratio, criterion)
-        out = output_path(self.weights, method, ratio, force, runtime)
-        if method == "prune":
+        out = output_path(self.weights, method, rank if method == "lowrank" else ratio, force, runtime)
+        if method in ("prune", "lowrank"):
             if (det is None) != (seg is None):
                 raise UserInputError(
-                    "give both --det and --seg to fine-tune the pruned model (or neither to prune only)"
+                    f"give both --det and --seg to fine-tune the {method} model (or neither to {method} only)"
                 )
             if det is not None:
                 load_data_config(det, "det"), load_data_config(seg, "seg")
@@ -587,6 +603,20 @@ class YOLOSeg:
                 tuned.train(det, seg, project=out.parent, name=f"{out.stem}-finetune", epochs=epochs, **train_options)
                 return tuned.weights, tuned.model
 
+        if method == "lowrank":
+            return lowrank_checkpoint(
+                model,
+                self.ckpt,
+                out,
+                rank=rank,
+                max_error=max_error,
+                min_gain=min_gain,
+                imgsz=imgsz or self._train_imgsz(),
+                finetune_epochs=finetune_epochs,
+                finetune=finetune if det is not None else None,
+                source=self.weights.name,
+            )
+        if method == "prune":
             return prune_checkpoint(
                 model,
                 self.ckpt,

@@ -35,6 +35,7 @@ from yoloseghw.engine import distributed
 from yoloseghw.engine.checkpoint import load_model, strip_in_place
 from yoloseghw.engine.distributed import HostDDP, launched_by_torchrun, local_rank, world_size
 from yoloseghw.engine.validator import DetSegValidator, val_loader
+from yoloseghw.nn.link import LINK_TERM_TASKS, describe, link_terms, parse_link
 from yoloseghw.nn.loss import BATCH_TASKS
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console, warn
@@ -189,8 +190,10 @@ class DetSegTrainer(TrainerHooks):
         model = unwrap_model(self.model)
         model.seg_names = self.data["seg_names"]
         model.seg_weight = self.options["seg_weight"]
+        model.link = parse_link(self.options["link"], self.data["names"], self.data["seg_names"])
         # the loss terms a run logs from its first step (each zero until it starts)
-        model.loss_term_names = tuple(n for n, on in ((DISTILL_LOSS, "distill"), (EWC_LOSS, "ewc")) if self.options[on])
+        remedies = tuple(n for n, on in ((DISTILL_LOSS, "distill"), (EWC_LOSS, "ewc")) if self.options[on])
+        model.loss_term_names = remedies + (tuple(LINK_TERM_TASKS) if model.link else ())
         model.seg_data_yaml = self.data["seg"]["yaml_path"]
 
     def set_class_weights(self) -> None:
@@ -281,6 +284,7 @@ class DetSegTrainer(TrainerHooks):
             distributed.wrap_model(self)
         if RANK in {-1, 0}:
             self._print_plan()
+        self._start_link()
         if self.plan.kind == "single":
             self.start_metrics = self._start_metrics()
             phases.fix_statistics(self)
@@ -294,6 +298,20 @@ class DetSegTrainer(TrainerHooks):
                 phases.start_distillation(self, frozen_copy(self.ema.ema), "the starting weights (a frozen copy)")
             elif self.boundary is None:
                 phases.start_distillation(self, None, "the EMA model")
+
+    def _start_link(self) -> None:
+        """--link: the two cross-task loss terms (boxes teach masks, masks teach boxes) for the linked classes."""
+        model = unwrap_model(self.model)
+        if not model.link:
+            return
+        terms = link_terms(model.link, self.options["link_weight"])
+        model.loss_terms = {**getattr(model, "loss_terms", {}), **{term.name: term for term in terms}}
+        if RANK in {-1, 0}:
+            weights = ", ".join(f"{term.name} {term.weight:g}" for term in terms)
+            console.print(
+                f"Link: {describe(model.link, self.data['names'], self.data['seg_names'])}; box images teach the "
+                f"semantic head and mask images teach Detect, for these classes only ({weights})"
+            )
 
     def _print_plan(self) -> None:
         """The start-of-run lines: the schedule, the datasets, what an epoch is, the optimizer."""
@@ -375,7 +393,9 @@ class DetSegTrainer(TrainerHooks):
         """on_train_batch_end: make `tloss` the exact mean of each task's losses over the steps that trained it."""
         if self.meter is None:
             self.meter = TaskLossMeter(unwrap_model(self.model).criterion.names)
-        self.meter.add((*self.step_tasks, *unwrap_model(self.model).loss_term_names), self.loss_items)
+        terms = unwrap_model(self.model).loss_term_names  # a term that serves one task's batches averages over those
+        terms = tuple(n for n in terms if LINK_TERM_TASKS.get(n, self.step_tasks[0]) in self.step_tasks)
+        self.meter.add((*self.step_tasks, *terms), self.loss_items)
         self.tloss = self.meter.means(self.loss_items)
         if self.options["distill"]:  # a column from the first epoch on (0 before a teacher is set)
             anchors = phases.distilled_anchors(self)

@@ -34,22 +34,26 @@ from yoloseghw.engine.model import YOLOSeg
 from yoloseghw.experiments.joint_vs_single import add_training_arguments, semantic_yaml, train_or_reuse
 from yoloseghw.utils.plots import read_rows
 
-PLAIN = {"freeze": 0, "lr_scale": 1.0, "freeze_bn": False}  # no remedy at all
+# every option a row depends on is spelled out, so that a row means the same whatever the defaults of the day
+PLAIN = {"freeze": 0, "lr_scale": 1.0, "freeze_bn": False, "distill": False}  # no remedy at all
+FREEZE10 = {"freeze": 10, "lr_scale": 0.1, "freeze_bn": True}  # 0.2's phase two (backbone frozen, LR x0.1) + BN
+KEEP = {"freeze": 0, "lr_scale": 1.0, "freeze_bn": True, "distill": True}  # fixed BN statistics + distillation
 STRATEGIES: dict[str, dict[str, Any]] = {
     "naive": {"schedule": "phased", **PLAIN},  # det then seg, same LR, nothing frozen
-    "phased": {"schedule": "phased"},  # yoloseg's phased defaults
-    "phased-distill": {"schedule": "phased", "distill": True},
     "bn": {"schedule": "phased", **PLAIN, "freeze_bn": True},  # the BatchNorm option alone
-    "replay": {"schedule": "phased", "replay": 0.25},
-    "ewc": {"schedule": "phased", "ewc": 1e4},
-    "alternate": {"schedule": "alternate"},
+    "phased-freeze10": {"schedule": "phased", **FREEZE10, "distill": False},
+    "phased-freeze10-distill": {"schedule": "phased", **FREEZE10, "distill": True},
+    "phased-keep": {"schedule": "phased", **KEEP},
+    "phased-keep-replay": {"schedule": "phased", **KEEP, "replay": 0.25},
+    "phased-ewc": {"schedule": "phased", **PLAIN, "freeze_bn": True, "ewc": 1e4},
+    "alternate": {"schedule": "alternate", "distill": False},
     "alternate-distill": {"schedule": "alternate", "distill": True},
     "joint": {"schedule": "joint"},
 }
 USERS = {  # the users' case: `--weights det.pt --seg ... --val-det ...` after a stock detector
-    "users-plain": {"freeze_bn": False},
-    "users-bn": {},
-    "users-bn-distill": {"distill": True},
+    "users-plain": {"freeze_bn": False, "distill": False},
+    "users-bn": {"freeze_bn": True, "distill": False},
+    "users-bn-distill": {"freeze_bn": True, "distill": True},
 }
 DETECTOR = "stock-det"  # the stock Ultralytics detector of the users' case (half the epochs)
 SINGLE = "seg-only"  # the stock Ultralytics semantic model on the mask set: the second task's reference

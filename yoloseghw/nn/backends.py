@@ -262,4 +262,6 @@ def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
         "family": meta.get("family"),
         "seg_head": meta.get("seg_head", "conv"),  # files from before the key existed carry Ultralytics' head
         "precision": meta.get("precision", "fp32"),
+        "calibration": meta.get("calibration"),  # an INT8 model's: its images and method
+        "link": meta.get("link"),  # --link: the classes the two datasets' labels taught together
     }

@@ -7,6 +7,7 @@ ONNX export it is made from. OpenVINO and NNCF are an optional extra: `pip insta
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ def require_openvino() -> Any:
     except ImportError:
         raise UserInputError(f"the OpenVINO path needs openvino and nncf: {EXTRA}") from None
     return openvino
+
+
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one OpenVINO Core, kept for its lifetime. Every model is read and compiled through it: with
+    several Cores, OpenVINO 2026.4 frees a signal stack that it leaves installed on the thread that ran inference,
+    and the next signal (a DataLoader worker's SIGCHLD) kills the process."""
+    return require_openvino().Core()
 
 
 def is_openvino(path: str | Path) -> bool:
@@ -99,11 +108,10 @@ class OpenVinoBackend(ExportedBackend):
             UserInputError: openvino missing, a missing .xml or .bin, a model OpenVINO cannot read, one without (or
                 with damaged) yoloseg metadata, a bad thread count, or a device this machine lacks.
         """
-        ov = require_openvino()
+        core = openvino_core()
         self.path = model_xml(path)
         if threads is not None and threads < 1:
             raise UserInputError(f"--threads must be at least 1, got {threads}")
-        core = ov.Core()
         try:
             model = core.read_model(str(self.path))
         except Exception as e:  # OpenVINO raises plain RuntimeErrors for unreadable files

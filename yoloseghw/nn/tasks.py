@@ -50,6 +50,7 @@ class DetSegModel(DetectionModel):
         self.loss_term_names: tuple[str, ...] = ()
         self.loss_terms: dict[str, LossTerm] = {}
         self.fixed_bn: tuple[str, ...] = ()  # module-name prefixes whose BatchNorm statistics stay as they are
+        self.link: dict[int, int] = {}  # --link: {detection class: semantic class} the two datasets taught together
         if verbose:
             self.info()
 

@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "freeze_bn": True,
     "bn_recalibrate": 0,
     "epoch_steps": None,
+    "link": None,
+    "link_weight": 1.0,
 }
 RETIRED = frozenset({"pseudo_conf"})  # options of earlier releases that pair yamls may still hold; ignored
 PHASED_FREEZE = 10  # layers frozen in phase two of `phased` when --freeze is not given (the backbone)
@@ -89,6 +91,20 @@ class Mix:
         return "auto" if self.kind == "auto" else f"temp:{self.temperature:g}"
 
 
+def link_weights(value: Any) -> tuple[float, float]:
+    """--link-weight: one weight for both directions ('1.0') or box-to-mask,mask-to-box ('1.0,0.5'), each >= 0."""
+    items = value if isinstance(value, (tuple, list)) else str(value).split(",")
+    try:
+        weights = tuple(float(x) for x in items)
+    except ValueError:
+        raise UserInputError(f"--link-weight: expected W or W1,W2 (numbers >= 0), got '{value}'") from None
+    if len(weights) == 1:
+        weights = weights * 2
+    if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise UserInputError(f"--link-weight: expected W or W1,W2 (numbers >= 0), got '{value}'")
+    return weights
+
+
 def parse_order(order: str | tuple[str, str] | list[str]) -> tuple[str, str]:
     """'seg,det' -> ('seg', 'det')."""
     order_t = tuple(x.strip() for x in order.split(",")) if isinstance(order, str) else tuple(order)
@@ -124,6 +140,7 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
             raise UserInputError(f"--{key.replace('_', '-')} must be a number >= 0, got {opts[key]}")
     if opts["epoch_steps"] is not None and not (isinstance(opts["epoch_steps"], int) and opts["epoch_steps"] >= 1):
         raise UserInputError(f"--epoch-steps must be a whole number >= 1, got {opts['epoch_steps']}")
+    opts["link_weight"] = link_weights(opts["link_weight"])
     if not isinstance(opts["freeze_bn"], bool):
         raise UserInputError(f"--freeze-bn must be true or false, got {opts['freeze_bn']}")
     if opts["replay"] and opts["schedule"] not in ("phased", "single"):
@@ -134,6 +151,12 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
     if opts["distill"] and opts["schedule"] == "joint":
         raise UserInputError(
             "--distill: every joint step has labels for both heads; distil with --schedule alternate or phased"
+        )
+    if opts["link"] is not None and not (isinstance(opts["link"], str) and opts["link"].strip()):
+        raise UserInputError(f"--link: expected auto or det=seg pairs (car=car,person=pedestrian), got {opts['link']}")
+    if opts["link"] and opts["schedule"] == "joint":
+        raise UserInputError(
+            "--link: a joint step runs each head on its own images only; link with --schedule alternate or phased"
         )
     if opts["ewc"] and opts["schedule"] not in ("phased", "single"):
         raise UserInputError(

@@ -13,6 +13,7 @@ PANELS = (
     ("detection losses", ("train/box_loss", "train/cls_loss", "train/dfl_loss", "train/l1_loss")),
     ("segmentation losses", ("train/ce_loss", "train/dice_loss", "train/aux_loss")),
     ("forgetting remedies", ("train/distill_loss", "train/ewc_loss")),
+    ("cross-task (--link)", ("train/b2m_loss", "train/m2b_loss")),
     ("detection (box val set)", DET_KEYS),
     ("segmentation (mask val set)", SEG_KEYS),
 )
@@ -33,7 +34,7 @@ def _number(value: str | None) -> float:
 
 def plot_results(csv_path: Path, path: Path, boundary: int | None = None, on_plot: Callable | None = None) -> None:
     """Plot every epoch of `csv_path` to `path` (the panels whose columns it has: the remedies' losses only with
-    --distill / --ewc); `boundary` is the first epoch of phase two (0-based)."""
+    --distill / --ewc, the cross-task ones only with --link); `boundary` is the first epoch of phase two (0-based)."""
     import matplotlib
 
     matplotlib.use("Agg")

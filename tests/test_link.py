@@ -1,0 +1,242 @@
+"""Cross-task supervision (`--link`): boxes teach masks, masks teach boxes, for the linked classes only."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from ultralytics.cfg import get_cfg
+
+from tests.helpers import assert_one_line_error, run
+from yoloseghw import YOLOSeg
+from yoloseghw.engine.checkpoint import load_model
+from yoloseghw.nn.link import (
+    BOX2MASK_LOSS,
+    MASK2BOX_LOSS,
+    BoxesTeachMasks,
+    MasksTeachBoxes,
+    components,
+    link_terms,
+    parse_link,
+    projection_loss,
+)
+from yoloseghw.nn.tasks import DetSegModel
+from yoloseghw.utils.errors import UserInputError
+
+from .conftest import TINY
+
+DET = {0: "car", 1: "person", 2: "sign"}  # the demo's class lists
+SEG = {0: "sky", 1: "road", 2: "vegetation", 3: "car", 4: "person"}
+CAR_DET, CAR_SEG = 0, 3
+LINK = {CAR_DET: CAR_SEG}  # car=car: person and sign (det), sky, road, vegetation, person (seg) are unlinked
+
+
+def tiny_model(cfg: str = "yolo26n.yaml") -> DetSegModel:
+    torch.manual_seed(0)
+    model = DetSegModel(cfg, nc=3, seg_nc=5, verbose=False)
+    model.args = get_cfg()
+    model.link = dict(LINK)
+    model.loss_term_names = (BOX2MASK_LOSS, MASK2BOX_LOSS)
+    model.loss_terms = {term.name: term for term in link_terms(LINK, (1.0, 1.0))}
+    return model.train()
+
+
+def det_batch() -> dict:
+    """Two 64 x 64 box images: a car and a person in the first, a sign in the second."""
+    g = torch.Generator().manual_seed(0)
+    return {
+        "task": "det",
+        "img": torch.rand(2, 3, 64, 64, generator=g),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0], [2.0]]),
+        "bboxes": torch.tensor([[0.3, 0.3, 0.3, 0.3], [0.7, 0.7, 0.2, 0.3], [0.5, 0.5, 0.4, 0.4]]),
+    }
+
+
+def seg_batch() -> dict:
+    """Two 64 x 64 mask images: road everywhere, a separable 20 x 16 car and a person in each, 255 in a corner."""
+    mask = torch.ones(2, 64, 64, dtype=torch.long)
+    mask[:, 10:26, 8:28] = CAR_SEG
+    mask[:, 40:60, 40:50] = 4
+    mask[:, :4, :4] = 255
+    g = torch.Generator().manual_seed(1)
+    return {"task": "seg", "img": torch.rand(2, 3, 64, 64, generator=g), "semantic_mask": mask}
+
+
+def class_rows_grad(module: torch.nn.Module, nc: int) -> torch.Tensor:
+    """[nc] the absolute gradient each output class received in the class convolutions of `module` (the layers
+    whose output has one channel per class)."""
+    total = torch.zeros(nc)
+    for p in module.parameters():
+        if p.shape[0] == nc and p.grad is not None:
+            total += p.grad.abs().reshape(nc, -1).sum(1)
+    return total
+
+
+def test_parse_link_by_name_auto_and_unknown_names():
+    assert parse_link("car=car, person=person", DET, SEG) == {0: 3, 1: 4}
+    assert parse_link("auto", DET, SEG) == {0: 3, 1: 4}
+    assert parse_link("Car=car,sign=car", DET, SEG) == {0: 3, 2: 3}  # several detection classes, one semantic
+    assert parse_link(None, DET, SEG) == {}
+    with pytest.raises(UserInputError, match="no detection class 'bus'"):
+        parse_link("bus=car", DET, SEG)
+    with pytest.raises(UserInputError, match="no semantic class 'pedestrian'"):
+        parse_link("person=pedestrian", DET, SEG)
+    with pytest.raises(UserInputError, match="det=seg pairs"):
+        parse_link("car", DET, SEG)
+    with pytest.raises(UserInputError, match="share no class name"):
+        parse_link("auto", DET, {0: "sky"})
+
+
+def test_projection_loss_is_zero_for_a_perfect_mask_inside_its_box():
+    prob = torch.zeros(8, 8)
+    prob[2:6, 1:5] = 1.0  # the class fills exactly the box's cells
+    assert float(projection_loss(prob, (1, 2, 5, 6))) == pytest.approx(0.0, abs=1e-6)
+    cross = torch.zeros(8, 8)  # a plus sign: every row and column of the box still holds the class
+    cross[3, 1:5], cross[2:6, 2] = 1.0, 1.0
+    assert float(projection_loss(cross, (1, 2, 5, 6))) == pytest.approx(0.0, abs=1e-6)
+    missing = prob.clone()
+    missing[:, 4] = 0.0  # a box column the mask never reaches
+    assert float(projection_loss(missing, (1, 2, 5, 6))) > 1.0
+
+
+def test_box_term_is_zero_for_logits_that_match_the_boxes_and_positive_otherwise():
+    """The whole box-to-mask term: the linked class certain inside its box, absent outside, gives zero."""
+    batch = det_batch()
+    logits = torch.zeros(2, 5, 8, 8)
+    logits[:, CAR_SEG] = -30.0
+    logits[0, CAR_SEG, 1:4, 1:4] = 30.0  # the car box 0.15-0.45 of the image covers cells 1..3 of 8
+    term = BoxesTeachMasks(LINK, 1.0)
+    assert float(term(None, (None, logits), batch)) == pytest.approx(0.0, abs=1e-5)
+    logits[0, CAR_SEG, 6, 6] = 30.0  # a car where no car box is
+    assert float(term(None, (None, logits), batch)) > 0.01
+
+
+def test_a_merged_component_is_not_a_pseudo_box():
+    mask = np.zeros((64, 64), np.uint8)
+    mask[5:25, 5:25] = 3  # one car
+    mask[30:45, 30:45] = 3  # two cars touching at a corner: one component that fills half of its box
+    mask[45:60, 45:60] = 3
+    mask[2:6, 50:54] = 3  # too small to tell
+    assert components(mask, 3) == [(5, 5, 25, 25)]
+
+
+@pytest.mark.parametrize("cfg", ["yolo26n.yaml", "yolov8n.yaml"])
+def test_unlinked_classes_get_exactly_zero_gradient_from_the_other_datasets_images(cfg):
+    """A mask image trains Detect's score only for the linked detection class (car), a box image the semantic
+    logit only for the linked semantic class (car); every other class gets exactly zero gradient there."""
+    model = tiny_model(cfg)
+    loss, items = model.loss(seg_batch())
+    loss.backward()
+    det_grad = class_rows_grad(model.model[-1], 3)
+    assert items[MASK2BOX_LOSS] > 0 and items[BOX2MASK_LOSS] == 0
+    assert det_grad[CAR_DET] > 0 and torch.equal(det_grad[1:], torch.zeros(2))
+
+    model = tiny_model(cfg)
+    loss, items = model.loss(det_batch())
+    loss.backward()
+    seg_grad = class_rows_grad(model.semantic, 5)
+    assert items[BOX2MASK_LOSS] > 0 and items[MASK2BOX_LOSS] == 0
+    assert seg_grad[CAR_SEG] > 0
+    assert torch.equal(seg_grad[[0, 1, 2, 4]], torch.zeros(4))
+
+
+def test_without_link_the_other_datasets_images_teach_neither_head():
+    model = tiny_model()
+    model.loss_terms, model.loss_term_names = {}, ()
+    model.loss(seg_batch())[0].backward()
+    assert torch.equal(class_rows_grad(model.model[-1], 3), torch.zeros(3))
+
+
+def test_mask_term_rewards_the_anchor_of_a_separable_component_only():
+    """With a pseudo-box the term pulls the car score up at the anchor nearest its centre; a mask of two touching
+    cars gives no pseudo-box, only the penalty over other classes' pixels, which pulls car scores down."""
+    model = tiny_model()
+    batch = seg_batch()
+    det, _ = model.forward_heads(batch["img"], ("det", "seg"))
+    term = MasksTeachBoxes(LINK, 1.0)
+    with_box = term(model, (det, None), batch)
+    merged = dict(batch, semantic_mask=batch["semantic_mask"].clone())
+    merged["semantic_mask"][:, 26:42, 28:48] = CAR_SEG  # a second car touching the first one's corner
+    assert term.pseudo_boxes(batch["semantic_mask"][0].numpy()) == [(CAR_DET, (8, 10, 28, 26))]
+    assert term.pseudo_boxes(merged["semantic_mask"][0].numpy()) == []
+    assert float(with_box) > 0 and float(term(model, (det, None), merged)) > 0
+
+
+def test_link_needs_a_schedule_that_runs_both_heads_and_names_that_exist(tiny_pair, tmp_path):
+    unknown = run("train", "--det", tiny_pair[0], "--seg", tiny_pair[1], "--link", "bus=car", "--project", tmp_path)
+    assert_one_line_error(unknown, "--link: no detection class 'bus'", "car, person, sign")
+    joint = run(
+        "train", "--det", tiny_pair[0], "--seg", tiny_pair[1], "--link", "auto", "--schedule", "joint",
+        "--project", tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(joint, "--link", "joint")
+    weight = run("train", "--det", tiny_pair[0], "--seg", tiny_pair[1], "--link-weight", "1,x", "--project", tmp_path)
+    assert_one_line_error(weight, "--link-weight")
+    assert not any(tmp_path.iterdir())  # no run folder
+
+
+def test_link_is_logged_stored_and_survives_resume_and_export(tiny_pair, tmp_path):
+    """Its loss items are results.csv columns (b2m_loss on det steps, m2b_loss on seg steps); pair.yaml, the
+    checkpoint, info and the export metadata keep the link; a resume keeps it and its terms."""
+
+    def stop_after_first(trainer):
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt
+
+    m = YOLOSeg("yolo26n")
+    m.add_callback("on_fit_epoch_end", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        m.train(det=tiny_pair[0], seg=tiny_pair[1], project=tmp_path, link="car=car,person=person",
+                link_weight="1,0.5", **{**TINY, "epochs": 2})  # fmt: skip
+    run_dir = tmp_path / "train"
+    pair = yaml.safe_load((run_dir / "pair.yaml").read_text())
+    assert pair["link"] == "car=car,person=person" and pair["link_weight"] == "1,0.5"
+    seen = {}
+    resumed = YOLOSeg()
+    resumed.add_callback("on_train_start", lambda t: seen.update(terms=sorted(t.model.loss_terms)))
+    resumed.train(resume=run_dir, workers=0)
+    assert seen["terms"] == [BOX2MASK_LOSS, MASK2BOX_LOSS]
+    rows = list(csv.DictReader(open(run_dir / "results.csv")))
+    assert len(rows) == 2
+    for row in rows:
+        values = {k.strip(): float(v) for k, v in row.items()}
+        assert values["train/b2m_loss"] > 0 and values["train/m2b_loss"] > 0
+    model, _ = load_model(run_dir / "weights" / "best.pt")
+    assert model.link == {0: 3, 1: 4}
+    assert YOLOSeg(run_dir / "weights" / "best.pt").info()["link"] == "car=car, person=person"
+    onnx = YOLOSeg(run_dir / "weights" / "best.pt").export(imgsz=64)
+    assert YOLOSeg(onnx).info()["link"] == "car=car, person=person"
+    info = run("info", onnx)
+    assert info.exit_code == 0 and "car=car, person=person" in info.output
+
+
+def test_a_pair_built_from_one_mask_set_splits_its_train_images_and_boxes_its_components(tiny_pair, tmp_path):
+    """benchmarks/link.py --from-masks: the train images alternate between the mask half and the box half, the val
+    split gets both, and the boxes are the components that pass the test (here: the demo's cars and people)."""
+    from yoloseghw.data.dataset import load_data_config
+    from yoloseghw.experiments.link import pair_from_masks
+
+    det_yaml, seg_yaml = pair_from_masks(tiny_pair[1], ["car", "person"], tmp_path / "pair", imgsz=64)
+    det, seg = load_data_config(det_yaml, "det"), load_data_config(seg_yaml, "seg")
+    assert det["names"] == {0: "car", 1: "person"} and seg["names"] == dict(enumerate(SEG.values()))
+    source = sorted(p.name for p in (tiny_pair[1].parent / "images" / "train").iterdir())
+    boxed = sorted(p.name for p in (det_yaml.parent / "images" / "train").iterdir())
+    masked = sorted(p.name for p in (seg_yaml.parent / "images" / "train").iterdir())
+    assert boxed == source[1::2] and masked == source[0::2]
+    assert len(list((det_yaml.parent / "images" / "val").iterdir())) == len(
+        list((seg_yaml.parent / "images" / "val").iterdir())
+    )
+    labels = [
+        line.split()
+        for f in (det_yaml.parent / "labels" / "train").glob("*.txt")
+        for line in f.read_text().splitlines()
+    ]
+    assert (
+        labels
+        and {row[0] for row in labels} <= {"0", "1"}
+        and all(0 < float(v) <= 1 for row in labels for v in row[3:])
+    )

@@ -1,0 +1,171 @@
+"""OpenVINO: export of every semantic output kind, the third backend (predict, val, info, bench), parity with
+PyTorch, NNCF INT8 against FP32, low-rank factorization, and bad input as one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import assert_one_line_error, run
+from yoloseghw import YOLOSeg
+from yoloseghw.data.inputs import letterboxed
+
+pytest.importorskip("openvino", reason="the OpenVINO extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def weights(trained, tmp_path_factory) -> Path:
+    """A private copy of the tiny best.pt (64 px)."""
+    return Path(shutil.copy(trained, tmp_path_factory.mktemp("openvino") / "best.pt"))
+
+
+def outputs(model: YOLOSeg, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(detections, semantic outputs) of an exported model's backend on letterboxed inputs."""
+    backend = model.backend("cpu", 1)
+    dets, maps = zip(*(backend(torch.from_numpy(x)) for x in images))
+    return torch.cat(dets).numpy(), torch.cat(maps).numpy()
+
+
+@pytest.mark.parametrize("kind", ["classmap4", "classmap", "logits8"])
+def test_each_kind_exports_to_openvino_predicts_at_the_original_size_and_matches_pytorch(weights, tiny_pair, kind):
+    pt = Path(shutil.copy(weights, weights.with_name(f"{kind}.pt")))
+    xml = YOLOSeg(pt).export("openvino", semantic=kind)
+    assert xml == pt.with_name(f"{kind}_openvino_model") / f"{kind}.xml" and xml.with_suffix(".bin").is_file()
+    model = YOLOSeg(xml.parent)
+    assert model.exported.kind == "OpenVINO" and model.exported.semantic_output.name == kind
+    info = model.info()
+    assert info["precision"] == "fp32" and info["semantic output"] == kind and "OpenVINO CPU" in info["providers"]
+    (r,) = model.predict(np.zeros((70, 90, 3), np.uint8), threads=1)
+    assert r.semantic_mask.shape == (70, 90)
+    images = tiny_pair[1].parent / "images" / "val"
+    report = YOLOSeg(pt).compare_with(xml, images, conf=0.001, threads=1)  # PyTorch computes the same kind
+    assert report["mask_agreement"] >= 0.995 and report["box_match_rate"] == 1.0, report
+
+
+def test_openvino_val_matches_onnx_runtime(weights, tiny_pair):
+    onnx_file = YOLOSeg(weights).export(force=True)
+    xml = YOLOSeg(weights).export("openvino", force=True)
+    a = YOLOSeg(onnx_file).val(*tiny_pair, threads=1, verbose=False)["metrics"]
+    b = YOLOSeg(xml).val(*tiny_pair, threads=1, verbose=False)["metrics"]
+    assert b == pytest.approx(a, abs=1e-3)
+
+
+def test_nncf_int8_runs_and_agrees_with_fp32(weights, tiny_pair):
+    """Stated tolerance on calibration-like input: 90% of class-map pixels identical; box and score outputs within
+    2% of their range on average."""
+    args = ["--method", "quantize", "--runtime", "openvino", "--det", tiny_pair[0], "--seg", tiny_pair[1]]
+    result = run("compress", "--weights", weights, *args)
+    assert result.exit_code == 0, result.output
+    int8 = weights.with_name("best-int8_openvino_model")
+    fp32 = YOLOSeg(weights).export("openvino", force=True)
+    model = YOLOSeg(int8)
+    assert model.exported.metadata["precision"] == "int8" and "NNCF" in model.exported.metadata.get("calibration", "")
+    ops = {layer.get("type") for layer in ET.parse(next(int8.glob("*.xml"))).getroot().iter("layer")}
+    assert "FakeQuantize" in ops or "FakeConvert" in ops  # quantized
+    images = letterboxed([p for y in tiny_pair for p in sorted((y.parent / "images/train").iterdir())], 64)
+    det32, map32 = outputs(YOLOSeg(fp32), images)
+    det8, map8 = outputs(model, images)
+    assert (map8 == map32).mean() >= 0.90
+    assert np.abs(det8 - det32).mean() <= 0.02 * (det32.max() - det32.min())
+
+
+def test_bench_lists_the_openvino_variants_with_every_column(weights, tiny_pair, tmp_path):
+    YOLOSeg(weights).export("openvino", force=True)
+    result = YOLOSeg(weights).bench(*tiny_pair, runs=4, rounds=2, batch=2, project=tmp_path)
+    names = [row["variant"] for row in result["variants"]]
+    assert "OpenVINO FP32" in names
+    for row in result["variants"]:
+        for key in ("size_mb", "p50_ms", "p90_ms", "images_per_s", "metrics/mAP50-95(B)", "metrics/mIoU"):
+            assert row[key] is not None and row[key] == row[key], (row["variant"], key)
+    assert (tmp_path / "bench" / "bench.png").stat().st_size > 0
+
+
+def test_lowrank_keeps_both_heads_trains_a_step_and_exports(weights, tiny_pair, tmp_path):
+    from yoloseghw.compress.lowrank import FactorizedConv
+
+    pt = Path(shutil.copy(weights, tmp_path / "w.pt"))
+    args = ["--method", "lowrank", "--rank", "0.5", "--min-gain", "1.0", "--max-error", "1.0"]
+    result = run("compress", "--weights", pt, *args, "--det", tiny_pair[0], "--seg", tiny_pair[1],
+                 "--finetune-epochs", "1", "--batch", "4")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = YOLOSeg(tmp_path / "w-lowrank50.pt")
+    factorized = [m for m in model.model.modules() if isinstance(m, FactorizedConv)]
+    assert factorized and all(
+        m.pre.out_channels < m.conv.out_channels or m.pre.out_channels % 8 == 0 for m in factorized
+    )
+    assert model.model.model[-1].nc == len(model.det_names) and model.model.semantic.nc == len(model.seg_names)
+    assert (tmp_path / "w-lowrank50-finetune" / "weights" / "best.pt").is_file()  # it trained
+    onnx_file = model.export()
+    (r,) = YOLOSeg(onnx_file).predict(np.zeros((50, 60, 3), np.uint8))
+    assert r.semantic_mask.shape == (50, 60)
+
+
+def test_a_factorized_convolution_is_the_same_function_at_full_rank():
+    from ultralytics.nn.modules import Conv
+
+    from yoloseghw.compress.lowrank import FactorizedConv
+
+    torch.manual_seed(0)
+    conv = Conv(16, 24, 3).eval()
+    x = torch.rand(1, 16, 10, 10)
+    full = FactorizedConv(conv, 24).eval()
+    assert torch.allclose(full(x), conv(x), atol=1e-4)
+    assert FactorizedConv(conv, 8).pre.out_channels == 8
+
+
+def test_openvino_bad_input_is_one_line(weights, tmp_path):
+    xml = YOLOSeg(weights).export("openvino", force=True)
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(xml, lone / "m.xml")  # without its .bin
+    assert_one_line_error(run("info", lone / "m.xml"), "has no m.bin beside it")
+    tampered = tmp_path / "t_openvino_model"
+    shutil.copytree(xml.parent, tampered)
+    text = (tampered / xml.name).read_text().replace('value="classmap4"', 'value="logits"')
+    (tampered / xml.name).write_text(text)
+    assert_one_line_error(run("predict", "--weights", tampered, "--project", tmp_path / "p"), "semantic output")
+    assert not (tmp_path / "p").exists()
+    assert_one_line_error(run("info", tmp_path / "missing_openvino_model"), "not found")
+
+
+def test_without_the_extra_the_openvino_path_is_one_line(weights, tmp_path):
+    """A machine without openvino: the OpenVINO path names the extra to install (exit code 2)."""
+    script = (
+        "import sys; sys.modules['openvino'] = None\n"
+        "from yoloseghw.cli import main\n"
+        f"sys.argv = ['yoloseg', 'export', '--weights', {str(weights)!r}, '--format', 'openvino', '--force']\n"
+        "main()\n"
+    )
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and 'pip install -e ".[openvino]"' in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_openvino_models_freed_in_any_order_leave_signals_deliverable(weights, tmp_path):
+    """Two OpenVINO models run and freed, then a signal arrives (as a DataLoader worker's SIGCHLD does): the process
+    lives. With one Core per model, OpenVINO 2026.4 left a freed signal stack installed, and the signal killed it."""
+    xml = YOLOSeg(weights).export("openvino", force=True)
+    same = xml  # the same model twice: two compiled models
+    script = (
+        "import gc, os, signal, numpy as np, torch\n"
+        "from yoloseghw.nn.openvino import OpenVinoBackend\n"
+        f"a, b = OpenVinoBackend({str(xml)!r}, threads=1), OpenVinoBackend({str(same)!r}, threads=1)\n"
+        "x = torch.zeros(1, 3, 64, 64)\n"
+        "a(x); b(x); a(x)\n"
+        "del a; gc.collect(); del b; gc.collect()\n"
+        "signal.signal(signal.SIGUSR1, lambda *args: None)\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "print('alive')\n"
+    )
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "alive" in result.stdout, result.stderr[-2000:]

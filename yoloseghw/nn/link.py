@@ -1,0 +1,279 @@
+"""Cross-task supervision for the classes both datasets share (`--link car=car,person=pedestrian`): each dataset's
+labels teach the other head, for the linked classes only. Two loss terms (nn/loss.py's LossTerm), one per direction:
+
+- **Boxes teach masks** (`box2mask_loss`, on detection batches). For a semantic class linked to detection classes,
+  its probability map is supervised by the image's boxes of those classes: inside each box, a projection
+  (multiple-instance) loss as in BoxInst: every row and every column of the box holds the class somewhere (their
+  maxima are pulled to 1); outside every such box, the class is absent (a box set labels all its instances).
+- **Masks teach boxes** (`mask2box_loss`, on segmentation batches). For a detection class linked to a semantic class:
+  anchors whose centre lies on pixels of another labelled class are pushed to "not this class" (a confident box
+  over the wrong pixels is penalised), and connected components of the class's mask that pass a size and fill test
+  (so that two touching instances, merged into one component, are never taken for one) become pseudo-boxes: the
+  anchor nearest each one's centre, at the level its size suits, learns the class and the box.
+
+Only linked classes are touched: an unlinked semantic class (its logit) and an unlinked detection class (its score
+channel) get exactly zero gradient from the other dataset's images. The probability of a linked semantic class is
+its softmax probability with the other logits detached, for that reason.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.metrics import IGNORE
+
+if TYPE_CHECKING:
+    from yoloseghw.nn.tasks import DetSegModel
+
+BOX2MASK_LOSS = "b2m_loss"  # loss items: boxes-to-masks, masks-to-boxes (train/b2m_loss, train/m2b_loss)
+MASK2BOX_LOSS = "m2b_loss"
+LINK_TERM_TASKS = {BOX2MASK_LOSS: "det", MASK2BOX_LOSS: "seg"}  # each term's batches (its running mean is over them)
+MIN_AREA = 64  # pixels (input resolution) a component needs to become a pseudo-box
+MIN_FILL = 0.5  # the share of its bounding box a component must exceed (two touching instances fill less)
+EPS = 1e-6
+
+
+def parse_link(spec: str | dict | None, det_names: dict[int, str], seg_names: dict[int, str]) -> dict[int, int]:
+    """{detection class id: semantic class id} from `--link`: 'auto' (the classes whose names are the same, case
+    aside), or 'det=seg,...' by name (several detection classes may link to one semantic class). UserInputError for
+    an unknown name or an empty link."""
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        return {int(k): int(v) for k, v in spec.items()}
+    det = {str(n).lower(): i for i, n in det_names.items()}
+    seg = {str(n).lower(): i for i, n in seg_names.items()}
+    if str(spec).strip().lower() == "auto":
+        link = {det[n]: seg[n] for n in det if n in seg}
+        if not link:
+            raise UserInputError("--link auto: the two datasets share no class name; link them by name (car=car)")
+        return link
+    link = {}
+    for pair in str(spec).split(","):
+        d, sep, s = (x.strip().lower() for x in pair.partition("="))
+        if not sep or not d or not s:
+            raise UserInputError(f"--link: expected det=seg pairs like car=car,person=pedestrian, got '{pair}'")
+        if d not in det:
+            raise UserInputError(f"--link: no detection class '{d}' (classes: {_listed(det_names)})")
+        if s not in seg:
+            raise UserInputError(f"--link: no semantic class '{s}' (classes: {_listed(seg_names)})")
+        link[det[d]] = seg[s]
+    return link
+
+
+def _listed(names: dict[int, str]) -> str:
+    return ", ".join(map(str, names.values()))
+
+
+def describe(link: dict[int, int], det_names: dict[int, str], seg_names: dict[int, str]) -> str:
+    """The link in words, 'car=car, person=pedestrian' (what `info` and the metadata show)."""
+    return ", ".join(f"{det_names[d]}={seg_names[s]}" for d, s in sorted(link.items()))
+
+
+def link_entry(model: Any) -> dict[str, str]:
+    """{'link': its words} for a model trained with `--link` ({} otherwise): the key `info` and the metadata show."""
+    link = getattr(model, "link", None)
+    return {"link": describe(link, model.det_names, model.seg_names)} if link else {}
+
+
+def linked_probability(logits: torch.Tensor, cls: int) -> torch.Tensor:
+    """[B, h, w] softmax probability of class `cls` from logits [B, nc, h, w], the other logits detached (so that
+    only this class's logit gets a gradient)."""
+    others = torch.cat([logits[:, :cls], logits[:, cls + 1 :]], 1).detach()
+    return torch.sigmoid(logits[:, cls] - torch.logsumexp(others, 1))
+
+
+def projection_loss(prob: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """BoxInst's projection loss of a class probability map [h, w] for one box (x0, y0, x1, y1 in map cells): every
+    row and column inside the box holds the class somewhere. Zero for a mask that fills each row and column."""
+    x0, y0, x1, y1 = box
+    crop = prob[y0:y1, x0:x1]
+    rows, cols = crop.amax(1), crop.amax(0)
+    return -(torch.log(rows.clamp(min=EPS)).mean() + torch.log(cols.clamp(min=EPS)).mean())
+
+
+def link_terms(link: dict[int, int], weights: tuple[float, float]) -> list[BoxesTeachMasks | MasksTeachBoxes]:
+    """Both directions' loss terms for `link`, weighted (box-to-mask, mask-to-box) as `--link-weight` gives."""
+    return [BoxesTeachMasks(link, weights[0]), MasksTeachBoxes(link, weights[1])]
+
+
+def box_cells(xywh: torch.Tensor, h: int, w: int) -> tuple[int, int, int, int]:
+    """A normalised xywh box as the cells (x0, y0, x1, y1) of an h x w map it covers (at least one)."""
+    x, y, bw, bh = xywh.tolist()
+    x0, x1 = int(math.floor((x - bw / 2) * w)), int(math.ceil((x + bw / 2) * w))
+    y0, y1 = int(math.floor((y - bh / 2) * h)), int(math.ceil((y + bh / 2) * h))
+    x0, y0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+    return x0, y0, max(min(x1, w), x0 + 1), max(min(y1, h), y0 + 1)
+
+
+class BoxesTeachMasks:
+    """The box-to-mask term (a LossTerm) on detection batches: see the module docstring."""
+
+    name = BOX2MASK_LOSS
+
+    def __init__(self, link: dict[int, int], weight: float):
+        self.link, self.weight = link, weight
+        self.by_seg: dict[int, list[int]] = {}
+        for d, s in link.items():
+            self.by_seg.setdefault(s, []).append(d)
+
+    def heads(self, task: str) -> tuple[str, ...]:
+        return ("det", "seg") if task == "det" else ()
+
+    def __call__(self, model: DetSegModel, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
+        """`weight` x the term, summed over the batch's images (each image's term a mean over its boxes and cells)."""
+        logits = preds[1][0] if isinstance(preds[1], tuple) else preds[1]
+        if batch["task"] != "det" or logits is None:
+            return torch.zeros((), device=batch["img"].device)
+        b, _, h, w = logits.shape
+        idx, cls, boxes = batch["batch_idx"].long(), batch["cls"].view(-1).long(), batch["bboxes"]
+        total = logits.new_zeros(())
+        for s, dets in self.by_seg.items():
+            prob = linked_probability(logits.float(), s)
+            for i in range(b):
+                mine = (idx == i) & torch.isin(cls, torch.tensor(dets, device=cls.device))
+                outside = torch.ones(h, w, dtype=torch.bool, device=logits.device)
+                terms = []
+                for box in boxes[mine]:
+                    x0, y0, x1, y1 = box_cells(box, h, w)
+                    outside[y0:y1, x0:x1] = False
+                    terms.append(projection_loss(prob[i], (x0, y0, x1, y1)))
+                if outside.any():  # the class is absent outside every box of the classes linked to it
+                    terms.append(-torch.log((1 - prob[i][outside]).clamp(min=EPS)).mean())
+                total = total + torch.stack(terms).mean()
+        return self.weight * total / max(len(self.by_seg), 1)
+
+
+def components(mask: np.ndarray, cls: int, min_area: float = MIN_AREA) -> list[tuple[int, int, int, int]]:
+    """The pseudo-boxes (x0, y0, x1, y1 pixels) of class `cls` in a label map: its connected components of at least
+    `min_area` pixels that fill more than MIN_FILL of their bounding box (instances that touch merge into one
+    component, which fills less, and is never taken for one instance)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats((mask == cls).astype(np.uint8), connectivity=8)
+    boxes = []
+    for x, y, bw, bh, area in stats[1:count]:
+        if area >= min_area and area / float(bw * bh) > MIN_FILL:
+            boxes.append((int(x), int(y), int(x + bw), int(y + bh)))
+    return boxes
+
+
+class MasksTeachBoxes:
+    """The mask-to-box term (a LossTerm) on segmentation batches: see the module docstring."""
+
+    name = MASK2BOX_LOSS
+
+    def __init__(self, link: dict[int, int], weight: float):
+        self.link, self.weight = link, weight
+        self.by_seg: dict[int, list[int]] = {}
+        for d, s in link.items():
+            self.by_seg.setdefault(s, []).append(d)
+
+    def heads(self, task: str) -> tuple[str, ...]:
+        return ("det", "seg") if task == "seg" else ()
+
+    def __call__(self, model: DetSegModel, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
+        """`weight` x the term, summed over the batch's images (YOLO26: the mean over its one-to-one and one-to-many
+        branches, both of which its own loss trains)."""
+        det = preds[0]
+        if batch["task"] != "seg" or det is None:
+            return torch.zeros((), device=batch["img"].device)
+        detect = model.model[-1]
+        branches = [det[k] for k in ("one2one", "one2many")] if "one2one" in det else [det]
+        labels = batch["semantic_mask"].to(branches[0]["scores"].device)
+        sizes = [(f.shape[2], f.shape[3]) for f in branches[0]["feats"]]
+        strides = detect.stride.tolist()
+        under = anchor_labels(labels, strides, sizes)  # [B, anchors]: the label under each anchor's centre
+        pseudo = [self.pseudo_boxes(mask) for mask in labels.cpu().numpy()]
+        terms = [
+            self.branch_term(b["scores"].float(), b["boxes"].float(), under, pseudo, strides, sizes, detect)
+            for b in branches
+        ]
+        return self.weight * torch.stack(terms).mean()
+
+    def pseudo_boxes(self, mask: np.ndarray) -> list[tuple[int, tuple[int, int, int, int]]]:
+        """(detection class, box) for the separable components of each semantic class linked to one detection class
+        only (a component of a class several detection classes link to could be any of them)."""
+        return [(dets[0], box) for s, dets in self.by_seg.items() if len(dets) == 1 for box in components(mask, s)]
+
+    def branch_term(
+        self,
+        scores: torch.Tensor,
+        boxes: torch.Tensor,
+        under: torch.Tensor,
+        pseudo: list[list[tuple[int, tuple[int, int, int, int]]]],
+        strides: list[float],
+        sizes: list[tuple[int, int]],
+        detect: Any,
+    ) -> torch.Tensor:
+        """The term for one branch of Detect's outputs (scores [B, nc, anchors], raw boxes [B, 4 * reg_max, anchors]),
+        summed over the images."""
+        starts = np.cumsum([0] + [hh * ww for hh, ww in sizes])
+        total = scores.new_zeros(())
+        for i in range(scores.shape[0]):
+            terms = []
+            for s, dets in self.by_seg.items():
+                other = (under[i] != s) & (under[i] != IGNORE)
+                if other.any():  # confident boxes of these classes over other labelled pixels: not these classes
+                    wrong = scores[i][dets][:, other]
+                    terms.append(F.binary_cross_entropy_with_logits(wrong, torch.zeros_like(wrong)))
+            for cls, box in pseudo[i]:
+                anchor = nearest_anchor(box, strides, sizes, starts)
+                if anchor is None:
+                    continue
+                a, stride = anchor
+                cx, cy = anchor_centre(a, starts, sizes, stride)
+                x0, y0, x1, y1 = box
+                target = scores.new_tensor([cx - x0, cy - y0, x1 - cx, y1 - cy]) / stride
+                terms.append(F.binary_cross_entropy_with_logits(scores[i, cls, a], scores.new_tensor(1.0)))
+                terms.append(F.l1_loss(distances(boxes[i, :, a], detect), target))
+            if terms:
+                total = total + torch.stack(terms).mean()
+        return total
+
+
+def anchor_labels(labels: torch.Tensor, strides: list[float], sizes: list[tuple[int, int]]) -> torch.Tensor:
+    """[B, anchors] the label of the pixel under each anchor's centre, level after level as Detect flattens them,
+    from label maps [B, H, W] at the input resolution."""
+    img_h, img_w = labels.shape[1:]
+    parts = []
+    for stride, (hh, ww) in zip(strides, sizes):
+        ys = ((torch.arange(hh, device=labels.device) + 0.5) * stride).long().clamp(max=img_h - 1)
+        xs = ((torch.arange(ww, device=labels.device) + 0.5) * stride).long().clamp(max=img_w - 1)
+        parts.append(labels[:, ys][:, :, xs].reshape(len(labels), -1))
+    return torch.cat(parts, 1)
+
+
+def nearest_anchor(
+    box: tuple[int, int, int, int], strides: list[float], sizes: list[tuple[int, int]], starts: np.ndarray
+) -> tuple[int, float] | None:
+    """(flat anchor index, stride) of the anchor nearest a box's centre at the level whose stride suits its size
+    (its longer side between 2 and 16 strides; the finest level that fits)."""
+    x0, y0, x1, y1 = box
+    side, cx, cy = max(x1 - x0, y1 - y0), (x0 + x1) / 2, (y0 + y1) / 2
+    for level, (stride, (hh, ww)) in enumerate(zip(strides, sizes)):
+        if 2 * stride <= side <= 16 * stride or level == len(strides) - 1 and side > 16 * stride:
+            gx, gy = min(int(cx // stride), ww - 1), min(int(cy // stride), hh - 1)
+            return int(starts[level] + gy * ww + gx), stride
+    return None
+
+
+def anchor_centre(a: int, starts: np.ndarray, sizes: list[tuple[int, int]], stride: float) -> tuple[float, float]:
+    """The pixel centre of flat anchor `a`."""
+    level = int(np.searchsorted(starts, a, side="right") - 1)
+    local = a - int(starts[level])
+    ww = sizes[level][1]
+    return (local % ww + 0.5) * stride, (local // ww + 0.5) * stride
+
+
+def distances(raw: torch.Tensor, detect: Any) -> torch.Tensor:
+    """Detect's ltrb distances (in strides) at one anchor from its raw box outputs [4 * reg_max]."""
+    if detect.reg_max > 1:
+        bins = torch.arange(detect.reg_max, device=raw.device, dtype=raw.dtype)
+        return (raw.view(4, detect.reg_max).softmax(1) * bins).sum(1)
+    return raw
