@@ -72,6 +72,24 @@ def test_joint_draws_both_each_step():
 
 
 @pytest.mark.parametrize(
+    ("options", "distill"),
+    [
+        ({}, False),
+        ({"schedule": "joint"}, False),
+        ({"schedule": "phased"}, True),
+        ({"schedule": "single"}, True),
+        ({"schedule": "phased", "distill": False}, False),
+        ({"distill": True}, True),
+    ],
+)
+def test_distillation_is_on_where_one_task_follows_another(options, distill):
+    """The measured defaults: --distill on in phased and single unless --no-distill; the mix 1:1; nothing frozen."""
+    opts = check_options(options, epochs=4)
+    assert opts["distill"] is distill
+    assert str(opts["ratio"]) == "1:1" and opts["lr_scale"] == 1.0 and opts["freeze_bn"] is True
+
+
+@pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"schedule": "sometimes"}, "unknown schedule"),

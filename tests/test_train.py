@@ -161,7 +161,7 @@ def test_normal_regime_steps_lr_and_ema(tiny_pair, tmp_path):
 
 def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
     """Phase two: LR x lr_scale; the frozen layers (weights and BatchNorm statistics) of the raw model and of the
-    saved EMA, and the saved idle detection head, equal phase one's."""
+    saved EMA, and the saved idle detection head (with --no-distill), equal phase one's."""
     lrs, phase_one, raw = [], {}, {}
 
     train(
@@ -171,6 +171,7 @@ def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
         det_epochs=1,
         freeze=10,
         lr_scale=0.1,
+        distill=False,  # the idle head stays as phase one left it only without a teacher
         callbacks={
             "on_model_save": keep_phase_one(phase_one),
             "on_train_epoch_end": lambda t: lrs.append(t.optimizer.param_groups[0]["lr"]),

@@ -16,7 +16,7 @@ from yoloseghw.compress.lowrank import MAX_ERROR, MIN_GAIN, RANK_SHARE
 from yoloseghw.engine.exporter import ExportOptions
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.utils.files import size_mb
-from yoloseghw.utils.options import DEFAULTS, PHASED_FREEZE, PROJECT, SCHEDULES
+from yoloseghw.utils.options import DEFAULTS, DISTILL_SCHEDULES, PROJECT, SCHEDULES
 
 SEMANTIC_HELP = (
     "Semantic output: classmap[2|4|8] (uint8 class ids, argmax in the graph, at stride 1/2/4/8) or "
@@ -71,8 +71,8 @@ def train(
     ),
     ratio: Optional[str] = typer.Option(
         None,
-        help=f"alternate: which task a step draws: {DEFAULTS['ratio']} (default; each set's share of the batches), "
-        "det:seg like 1:1, or temp:A (share of batches**A).",
+        help=f"alternate: which task a step draws: det:seg like 1:1 or 2:1, auto (each set's share of the batches), "
+        f"or temp:A (share of batches**A); default {DEFAULTS['ratio']}.",
     ),
     epoch_steps: Optional[int] = typer.Option(
         None, help="Batches an epoch draws (default: det + seg batches, what the two single-task models draw)."
@@ -95,8 +95,7 @@ def train(
     order: Optional[str] = typer.Option(None, help=f"phased: {DEFAULTS['order']} (default) or the reverse."),
     freeze: Optional[str] = typer.Option(
         None,
-        help=f"Freeze N layers, the backbone, or the neck (all before the heads); phased: phase two, default "
-        f"{PHASED_FREEZE}.",
+        help="Freeze N layers, the backbone, or the neck (all before the heads); phased: in phase two.",
     ),
     lr_scale: Optional[float] = typer.Option(
         None, help=f"phased: LR multiplier in phase two (default {DEFAULTS['lr_scale']})."
@@ -110,10 +109,11 @@ def train(
     lr_head: Optional[float] = typer.Option(
         None, help=f"LR multiplier of the two heads (default {DEFAULTS['lr_head']})."
     ),
-    distill: bool = typer.Option(
-        False,
-        "--distill",
-        help="Learning without Forgetting: a teacher's outputs supervise the head a batch has no labels for.",
+    distill: Optional[bool] = typer.Option(
+        None,
+        "--distill/--no-distill",
+        help="Learning without Forgetting: a teacher's outputs supervise the head a batch has no labels for "
+        f"(default: on in {' and '.join(DISTILL_SCHEDULES)}, off otherwise).",
     ),
     teacher: Optional[Path] = typer.Option(
         None, help="--distill: teacher checkpoint (default: phased, the phase-one model; alternate, the EMA)."

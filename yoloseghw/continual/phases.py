@@ -95,9 +95,10 @@ def enter_phase_two(trainer: Any) -> None:
         replay = f", {options['replay']:g} {trainer.plan.order[0]} batches per {trainer.plan.order[1]} batch" * bool(
             options["replay"]
         )
+        frozen = f"layers {layers[0]}-{layers[-1]} frozen" if layers else "no layer frozen"
         console.print(
-            f"Phase two ({trainer.plan.order[1]}): from the EMA weights, layers {layers[0] if layers else '-'}"
-            f"-{layers[-1] if layers else '-'} frozen, LR x{options['lr_scale']}{bn}{replay}"
+            f"Phase two ({trainer.plan.order[1]}): from the EMA weights, {frozen}, LR x{options['lr_scale']:g}{bn}"
+            f"{replay}"
         )
 
 

@@ -34,7 +34,6 @@ from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import check_output_folder, check_run_name, write_errors
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
 from yoloseghw.utils.options import (
-    PHASED_FREEZE,
     PROJECT,
     check_imgsz,
     check_options,
@@ -298,8 +297,6 @@ class YOLOSeg:
                     overrides["imgsz"] = self._train_imgsz()
                 args = ultralytics_args({**overrides, "data": PAIR_FILE}, "train")
                 opts = check_options(pair, args.epochs)
-                if opts["schedule"] == "phased" and "freeze" not in overrides:
-                    overrides["freeze"] = args.freeze = PHASED_FREEZE
                 overrides["imgsz"] = check_training_args(args, layer_count(cfg))
                 check_output_folder(project, "--project")
                 if args.rect and opts["schedule"] == "joint":

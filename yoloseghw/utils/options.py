@@ -14,14 +14,14 @@ SCHEDULES = ("alternate", "phased", "joint", "single")  # single: train order[1]
 TASKS = ("det", "seg")
 DEFAULTS: dict[str, Any] = {
     "schedule": "alternate",
-    "ratio": "auto",
+    "ratio": "1:1",  # chosen by quality at equal cost (docs/benchmarks.md, the task mix)
     "det_epochs": None,
     "order": "det,seg",
-    "lr_scale": 0.1,
+    "lr_scale": 1.0,
     "seg_weight": 1.0,
     "lr_shared": 1.0,
     "lr_head": 1.0,
-    "distill": False,
+    "distill": None,  # None: on where a second task follows a first (DISTILL_SCHEDULES), off elsewhere
     "teacher": None,
     "distill_t": 2.0,
     "distill_weight": 1.0,
@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "link_weight": 1.0,
 }
 RETIRED = frozenset({"pseudo_conf"})  # options of earlier releases that pair yamls may still hold; ignored
-PHASED_FREEZE = 10  # layers frozen in phase two of `phased` when --freeze is not given (the backbone)
+DISTILL_SCHEDULES = ("phased", "single")  # where --distill is on unless --no-distill: one task after the other
 FREEZE_NAMES = ("backbone", "neck")  # --freeze by name: the backbone, or everything before the heads
 
 
@@ -148,6 +148,8 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
             f"--replay draws first-task batches in a second phase: use --schedule phased or single, not "
             f"{opts['schedule']} (whose every epoch draws both datasets)"
         )
+    if opts["distill"] is None:
+        opts["distill"] = opts["schedule"] in DISTILL_SCHEDULES
     if opts["distill"] and opts["schedule"] == "joint":
         raise UserInputError(
             "--distill: every joint step has labels for both heads; distil with --schedule alternate or phased"
