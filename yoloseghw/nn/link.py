@@ -113,19 +113,26 @@ def box_cells(xywh: torch.Tensor, h: int, w: int) -> tuple[int, int, int, int]:
     return x0, y0, max(min(x1, w), x0 + 1), max(min(y1, h), y0 + 1)
 
 
-class BoxesTeachMasks:
-    """The box-to-mask term (a LossTerm) on detection batches: see the module docstring."""
+class LinkTerm:
+    """What both cross-task terms share (a LossTerm): the link, its weight, and the batches of `task` it runs on."""
 
-    name = BOX2MASK_LOSS
+    name: str
+    task: str  # the dataset whose batches the term teaches the other head on
 
     def __init__(self, link: dict[int, int], weight: float):
         self.link, self.weight = link, weight
-        self.by_seg: dict[int, list[int]] = {}
+        self.by_seg: dict[int, list[int]] = {}  # semantic class -> the detection classes linked to it
         for d, s in link.items():
             self.by_seg.setdefault(s, []).append(d)
 
     def heads(self, task: str) -> tuple[str, ...]:
-        return ("det", "seg") if task == "det" else ()
+        return ("det", "seg") if task == self.task else ()
+
+
+class BoxesTeachMasks(LinkTerm):
+    """The box-to-mask term on detection batches: see the module docstring."""
+
+    name, task = BOX2MASK_LOSS, "det"
 
     def __call__(self, model: DetSegModel, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
         """`weight` x the term, summed over the batch's images (each image's term a mean over its boxes and cells)."""
@@ -163,19 +170,10 @@ def components(mask: np.ndarray, cls: int, min_area: float = MIN_AREA) -> list[t
     return boxes
 
 
-class MasksTeachBoxes:
-    """The mask-to-box term (a LossTerm) on segmentation batches: see the module docstring."""
+class MasksTeachBoxes(LinkTerm):
+    """The mask-to-box term on segmentation batches: see the module docstring."""
 
-    name = MASK2BOX_LOSS
-
-    def __init__(self, link: dict[int, int], weight: float):
-        self.link, self.weight = link, weight
-        self.by_seg: dict[int, list[int]] = {}
-        for d, s in link.items():
-            self.by_seg.setdefault(s, []).append(d)
-
-    def heads(self, task: str) -> tuple[str, ...]:
-        return ("det", "seg") if task == "seg" else ()
+    name, task = MASK2BOX_LOSS, "seg"
 
     def __call__(self, model: DetSegModel, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
         """`weight` x the term, summed over the batch's images (YOLO26: the mean over its one-to-one and one-to-many
