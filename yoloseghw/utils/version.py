@@ -1,3 +1,3 @@
 """The yoloseg version: one definition, read by the package, its checkpoints and exports, and pyproject.toml."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
