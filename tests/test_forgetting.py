@@ -254,8 +254,9 @@ def stock_detector(path, names) -> None:
 
 def test_a_stock_detector_learns_segmentation_and_reports_what_detection_kept(tiny_pair, tmp_path):
     """`train --weights det.pt --seg masks.yaml --val-det boxes.yaml`: no pair.yaml, no box training data used;
-    every detector tensor is transferred, the semantic head is new, only segmentation trains (`single`), the shared
-    BatchNorm statistics stay fixed, and the report measures detection against the detector's own start."""
+    every detector tensor is transferred, the semantic head is new, only segmentation trains (`single`), the
+    backbone stays frozen and the shared BatchNorm statistics fixed, and the report measures detection against the
+    detector's own start."""
     from ultralytics.nn.tasks import DetectionModel
 
     from yoloseghw.data.demo import DET_NAMES
@@ -264,9 +265,10 @@ def test_a_stock_detector_learns_segmentation_and_reports_what_detection_kept(ti
     stock_detector(det_pt, DET_NAMES)
     result = run(
         "train", "--weights", det_pt, "--seg", tiny_pair[1], "--val-det", tiny_pair[0], "--epochs", "2",
-        "--imgsz", "64", "--batch", "4", "--workers", "0", "--project", tmp_path, "plots=False",
+        "--imgsz", "64", "--batch", "4", "--workers", "0", "--project", tmp_path, "plots=False", "nbs=4",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "single: layers 0-10 frozen" in result.output
     run_dir = tmp_path / "train"
     report = json.loads((run_dir / "forgetting.json").read_text())
     assert report["schedule"] == "single" and report["order"] == ["det", "seg"]
@@ -278,7 +280,27 @@ def test_a_stock_detector_learns_segmentation_and_reports_what_detection_kept(ti
     final = load_model(run_dir / "weights/last.pt")[0].half().state_dict()
     norms = [k for k in stock if "running_" in k]  # BatchNorm statistics of the whole detector: fixed
     assert norms and all(torch.equal(final[k], stock[k]) for k in norms)
+    backbone = [k for k in stock if int(k.split(".")[1]) <= 10 and "num_batches" not in k]  # yolo26n: 11 layers
+    assert backbone and all(torch.equal(final[k], stock[k]) for k in backbone)
+    assert not all(torch.equal(final[k], stock[k]) for k in stock if k.startswith("model.16."))  # the neck trains
     assert isinstance(torch.load(det_pt, weights_only=False)["model"], DetectionModel)
+
+
+def test_freeze_0_trains_every_layer_in_single(tiny_pair, tmp_path):
+    from yoloseghw.data.demo import DET_NAMES
+
+    det_pt = tmp_path / "det.pt"
+    stock_detector(det_pt, DET_NAMES)
+    result = run(
+        "train", "--weights", det_pt, "--seg", tiny_pair[1], "--val-det", tiny_pair[0], "--epochs", "1",
+        "--imgsz", "64", "--batch", "4", "--workers", "0", "--project", tmp_path, "--freeze", "0", "plots=False",
+        "nbs=4",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "single: no layer frozen" in result.output
+    final = load_model(tmp_path / "train/weights/last.pt")[0].half().state_dict()
+    stock = read_stock(det_pt)
+    assert not all(torch.equal(final[k], stock[k]) for k in stock if k.startswith("model.0."))
 
 
 def read_stock(path) -> dict[str, torch.Tensor]:

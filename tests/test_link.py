@@ -22,6 +22,7 @@ from yoloseghw.nn.link import (
     link_terms,
     parse_link,
     projection_loss,
+    wrong_boxes,
 )
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.errors import UserInputError
@@ -153,7 +154,7 @@ def test_without_link_the_other_datasets_images_teach_neither_head():
 
 def test_mask_term_rewards_the_anchor_of_a_separable_component_only():
     """With a pseudo-box the term pulls the car score up at the anchor nearest its centre; a mask of two touching
-    cars gives no pseudo-box, only the penalty over other classes' pixels, which pulls car scores down."""
+    cars gives no pseudo-box, and a detector that fires nowhere yet gets no push at all (no "no objects here")."""
     model = tiny_model()
     batch = seg_batch()
     det, _ = model.forward_heads(batch["img"], ("det", "seg"))
@@ -163,7 +164,41 @@ def test_mask_term_rewards_the_anchor_of_a_separable_component_only():
     merged["semantic_mask"][:, 26:42, 28:48] = CAR_SEG  # a second car touching the first one's corner
     assert term.pseudo_boxes(batch["semantic_mask"][0].numpy()) == [(CAR_DET, (8, 10, 28, 26))]
     assert term.pseudo_boxes(merged["semantic_mask"][0].numpy()) == []
-    assert float(with_box) > 0 and float(term(model, (det, None), merged)) > 0
+    assert float(with_box) > 0 and float(term(model, (det, None), merged)) == 0
+
+
+def test_only_confident_boxes_over_other_classes_pixels_are_pushed_down():
+    """A confident car box on road is wrong; one over the car, one over mostly ignored pixels, and an unconfident
+    one on road are not."""
+    labels = seg_batch()["semantic_mask"][0]
+    labels[40:64, 0:30] = 255  # a large ignored corner
+    boxes = torch.tensor(
+        [
+            [8.0, 10.0, 28.0, 26.0],  # the car
+            [30.0, 0.0, 60.0, 30.0],  # road (and no car pixel)
+            [0.0, 40.0, 30.0, 64.0],  # ignored pixels
+            [30.0, 0.0, 60.0, 30.0],  # road again, unconfident
+        ]
+    )
+    probs = torch.tensor([[0.9, 0.9, 0.9, 0.1]])
+    assert wrong_boxes(probs, boxes, labels, CAR_SEG).tolist() == [[False, True, False, False]]
+    assert not wrong_boxes(torch.full((1, 4), 0.1), boxes, labels, CAR_SEG).any()
+
+
+def test_a_confident_detector_on_a_mask_image_is_pushed_down_off_the_car():
+    """Car scores made confident everywhere: the term is positive and its gradient lowers the car score (and only
+    the car score)."""
+    model = tiny_model()
+    detect = model.model[-1]
+    for seq in [*detect.cv3, *getattr(detect, "one2one_cv3", [])]:
+        seq[-1].bias.data[CAR_DET] = 5.0
+    batch = seg_batch()
+    batch["semantic_mask"][:, 26:42, 28:48] = CAR_SEG  # no pseudo-box: only the push
+    det, _ = model.forward_heads(batch["img"], ("det", "seg"))
+    loss = MasksTeachBoxes(LINK, 1.0)(model, (det, None), batch)
+    loss.backward()
+    grads = sum(seq[-1].bias.grad for seq in detect.cv3)
+    assert float(loss) > 0 and grads[CAR_DET] > 0 and torch.equal(grads[1:], torch.zeros(2))
 
 
 def test_link_needs_a_schedule_that_runs_both_heads_and_names_that_exist(tiny_pair, tmp_path):

@@ -3,6 +3,7 @@ PyTorch, NNCF INT8 against FP32, low-rank factorization, and bad input as one li
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import torch
 
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
+from yoloseghw.compress.openvino_int8 import nncf_warnings_only
 from yoloseghw.data.inputs import letterboxed
 
 pytest.importorskip("openvino", reason="the OpenVINO extra is not installed")
@@ -75,6 +77,15 @@ def test_nncf_int8_runs_and_agrees_with_fp32(weights, tiny_pair):
     det8, map8 = outputs(model, images)
     assert (map8 == map32).mean() >= 0.90
     assert np.abs(det8 - det32).mean() <= 0.02 * (det32.max() - det32.min())
+
+
+def test_nncf_logs_only_warnings_while_it_quantizes():
+    nncf = pytest.importorskip("nncf")
+    logger = logging.getLogger("nncf")
+    before = logger.level
+    with nncf_warnings_only(nncf):
+        assert not logger.isEnabledFor(logging.INFO) and logger.isEnabledFor(logging.WARNING)
+    assert logger.level == before
 
 
 def test_bench_lists_the_openvino_variants_with_every_column(weights, tiny_pair, tmp_path):

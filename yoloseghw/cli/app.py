@@ -16,7 +16,7 @@ from yoloseghw.compress.lowrank import MAX_ERROR, MIN_GAIN, RANK_SHARE
 from yoloseghw.engine.exporter import ExportOptions
 from yoloseghw.nn.semantic_output import DEFAULT_SEMANTIC_OUTPUT
 from yoloseghw.utils.files import size_mb
-from yoloseghw.utils.options import DEFAULTS, DISTILL_SCHEDULES, PROJECT, SCHEDULES
+from yoloseghw.utils.options import DEFAULTS, DISTILL_SCHEDULES, PROJECT, SCHEDULES, SINGLE_FREEZE
 
 SEMANTIC_HELP = (
     "Semantic output: classmap[2|4|8] (uint8 class ids, argmax in the graph, at stride 1/2/4/8) or "
@@ -95,7 +95,8 @@ def train(
     order: Optional[str] = typer.Option(None, help=f"phased: {DEFAULTS['order']} (default) or the reverse."),
     freeze: Optional[str] = typer.Option(
         None,
-        help="Freeze N layers, the backbone, or the neck (all before the heads); phased: in phase two.",
+        help="Freeze N layers, the backbone, or the neck (all before the heads); phased: in phase two; single: "
+        f"default {SINGLE_FREEZE} (--freeze 0 trains every layer).",
     ),
     lr_scale: Optional[float] = typer.Option(
         None, help=f"phased: LR multiplier in phase two (default {DEFAULTS['lr_scale']})."

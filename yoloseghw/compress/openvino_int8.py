@@ -11,7 +11,9 @@ reverts the layers that cost the most until the combined fitness on both val set
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,19 @@ def require_nncf() -> Any:
     except ImportError:
         raise UserInputError(f"INT8 for OpenVINO needs nncf: {EXTRA}") from None
     return nncf
+
+
+@contextmanager
+def nncf_warnings_only(nncf: Any) -> Iterator[None]:
+    """NNCF's log at WARNING for the block: it logs each of its steps at INFO, and yoloseg's status line already
+    says what runs."""
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    nncf.set_log_level(logging.WARNING)
+    try:
+        yield
+    finally:
+        nncf.set_log_level(level)
 
 
 def default_float_nodes(fp32_onnx: Path) -> list[str]:
@@ -84,7 +99,8 @@ def quantize_openvino(
         "subset_size": len(inputs),
         "ignored_scope": nncf.IgnoredScope(names=kept, validate=False),
     }
-    with console.status(f"Calibrating on {len(inputs)} images and quantizing to INT8 with NNCF ..."):
+    status = console.status(f"Calibrating on {len(inputs)} images and quantizing to INT8 with NNCF ...")
+    with status, nncf_warnings_only(nncf):
         if validate is None:
             quantized = nncf.quantize(model, dataset, **options)
         else:

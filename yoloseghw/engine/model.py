@@ -35,6 +35,7 @@ from yoloseghw.utils.files import check_output_folder, check_run_name, write_err
 from yoloseghw.utils.options import DEFAULTS as OPTION_DEFAULTS
 from yoloseghw.utils.options import (
     PROJECT,
+    SINGLE_FREEZE,
     check_imgsz,
     check_options,
     check_training_args,
@@ -291,6 +292,8 @@ class YOLOSeg:
             else:
                 check_run_name(name)
                 pair, overrides = runs.training_pair(det, seg, data, ckpt, options, overrides, val_det, val_seg)
+                if pair.get("schedule") == "single" and "freeze" not in overrides:
+                    overrides["freeze"] = freeze_layers(SINGLE_FREEZE, cfg)
                 if (
                     self.ckpt and "imgsz" not in overrides
                 ):  # fine-tuning keeps the checkpoint's size, as Ultralytics does

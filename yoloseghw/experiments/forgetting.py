@@ -45,15 +45,21 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "phased-freeze10-distill": {"schedule": "phased", **FREEZE10, "distill": True},
     "phased-keep": {"schedule": "phased", **KEEP},
     "phased-keep-replay": {"schedule": "phased", **KEEP, "replay": 0.25},
+    "phased-replay-moving-bn": {"schedule": "phased", **KEEP, "replay": 0.25, "freeze_bn": False},  # both sets' BN
+    # EWC's strength, a small sweep (docs/benchmarks.md)
     "phased-ewc": {"schedule": "phased", **PLAIN, "freeze_bn": True, "ewc": 1e4},
+    "phased-ewc-1e5": {"schedule": "phased", **PLAIN, "freeze_bn": True, "ewc": 1e5},
     "alternate": {"schedule": "alternate", "distill": False},
     "alternate-distill": {"schedule": "alternate", "distill": True},
     "joint": {"schedule": "joint"},
 }
 USERS = {  # the users' case: `--weights det.pt --seg ... --val-det ...` after a stock detector
-    "users-plain": {"freeze_bn": False, "distill": False},
-    "users-bn": {"freeze_bn": True, "distill": False},
-    "users-bn-distill": {"freeze_bn": True, "distill": True},
+    "users-plain": {"freeze": 0, "freeze_bn": False, "distill": False},
+    "users-bn": {"freeze": 0, "freeze_bn": True, "distill": False},
+    "users-bn-distill": {"freeze": 0, "freeze_bn": True, "distill": True},
+    "users-bn-distill-w3": {"freeze": 0, "freeze_bn": True, "distill": True, "distill_weight": 3.0},  # the term x3
+    "users-freeze10-bn-distill": {"freeze": 10, "freeze_bn": True, "distill": True},  # layers 0-9 frozen
+    "users-backbone-bn-distill": {"freeze": "backbone", "freeze_bn": True, "distill": True},  # 0-10 in yolo26n
 }
 DETECTOR = "stock-det"  # the stock Ultralytics detector of the users' case (half the epochs)
 SINGLE = "seg-only"  # the stock Ultralytics semantic model on the mask set: the second task's reference

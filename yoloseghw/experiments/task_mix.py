@@ -140,7 +140,7 @@ def plot_curves(results: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_training_arguments(parser, epochs=10)
-    parser.add_argument("--mixes", nargs="+", default=list(MIXES), metavar="MIX", help="--ratio values to train")
+    parser.add_argument("--mixes", nargs="*", default=list(MIXES), metavar="MIX", help="--ratio values to train")
     parser.add_argument("--stock", nargs="*", default=list(STOCK), choices=list(STOCK), help="stock models to train")
     parser.add_argument("--project", default="runs/mix")
     parser.add_argument("--reuse", action="store_true", help="keep finished runs in --project (their measured time)")

@@ -6,10 +6,11 @@ labels teach the other head, for the linked classes only. Two loss terms (nn/los
   (multiple-instance) loss as in BoxInst: every row and every column of the box holds the class somewhere (their
   maxima are pulled to 1); outside every such box, the class is absent (a box set labels all its instances).
 - **Masks teach boxes** (`mask2box_loss`, on segmentation batches). For a detection class linked to a semantic class:
-  anchors whose centre lies on pixels of another labelled class are pushed to "not this class" (a confident box
-  over the wrong pixels is penalised), and connected components of the class's mask that pass a size and fill test
-  (so that two touching instances, merged into one component, are never taken for one) become pseudo-boxes: the
-  anchor nearest each one's centre, at the level its size suits, learns the class and the box.
+  a confident box of that class (score above CONFIDENT) whose area holds almost none of the class's pixels (under
+  MAX_OVERLAP of its labelled pixels) is pushed to "not this class"; anchors the detector does not fire on get no
+  signal, so nothing teaches "no objects here". Connected components of the class's mask that pass a size and fill
+  test (so that two touching instances, merged into one component, are never taken for one) become pseudo-boxes:
+  the anchor nearest each one's centre, at the level its size suits, learns the class and the box.
 
 Only linked classes are touched: an unlinked semantic class (its logit) and an unlinked detection class (its score
 channel) get exactly zero gradient from the other dataset's images. The probability of a linked semantic class is
@@ -37,6 +38,9 @@ MASK2BOX_LOSS = "m2b_loss"
 LINK_TERM_TASKS = {BOX2MASK_LOSS: "det", MASK2BOX_LOSS: "seg"}  # each term's batches (its running mean is over them)
 MIN_AREA = 64  # pixels (input resolution) a component needs to become a pseudo-box
 MIN_FILL = 0.5  # the share of its bounding box a component must exceed (two touching instances fill less)
+CONFIDENT = 0.25  # the score above which a box of a linked class counts as found (Ultralytics' predict conf)
+MAX_OVERLAP = 0.05  # a confident box with less than this share of its labelled pixels on the class is wrong
+MIN_LABELLED = 0.5  # ... judged only where at least this share of the box's pixels is labelled (not 255)
 EPS = 1e-6
 
 
@@ -185,12 +189,10 @@ class MasksTeachBoxes(LinkTerm):
         branches = [det[k] for k in ("one2one", "one2many")] if "one2one" in det else [det]
         labels = batch["semantic_mask"].to(branches[0]["scores"].device)
         sizes = [(f.shape[2], f.shape[3]) for f in branches[0]["feats"]]
-        strides = detect.stride.tolist()
-        under = anchor_labels(labels, strides, sizes)  # [B, anchors]: the label under each anchor's centre
+        grid = AnchorGrid(detect.stride.tolist(), sizes, labels.device)
         pseudo = [self.pseudo_boxes(mask) for mask in labels.cpu().numpy()]
         terms = [
-            self.branch_term(b["scores"].float(), b["boxes"].float(), under, pseudo, strides, sizes, detect)
-            for b in branches
+            self.branch_term(b["scores"].float(), b["boxes"].float(), labels, pseudo, grid, detect) for b in branches
         ]
         return self.weight * torch.stack(terms).mean()
 
@@ -203,75 +205,100 @@ class MasksTeachBoxes(LinkTerm):
         self,
         scores: torch.Tensor,
         boxes: torch.Tensor,
-        under: torch.Tensor,
+        labels: torch.Tensor,
         pseudo: list[list[tuple[int, tuple[int, int, int, int]]]],
-        strides: list[float],
-        sizes: list[tuple[int, int]],
+        grid: AnchorGrid,
         detect: Any,
     ) -> torch.Tensor:
-        """The term for one branch of Detect's outputs (scores [B, nc, anchors], raw boxes [B, 4 * reg_max, anchors]),
-        summed over the images."""
-        starts = np.cumsum([0] + [hh * ww for hh, ww in sizes])
+        """The term for one branch of Detect's outputs (scores [B, nc, anchors], raw boxes [B, 4 * reg_max, anchors])
+        on label maps [B, H, W], summed over the images."""
         total = scores.new_zeros(())
+        xyxy = grid.boxes(box_distances(boxes.detach(), detect))  # [B, anchors, 4] pixels
         for i in range(scores.shape[0]):
             terms = []
             for s, dets in self.by_seg.items():
-                other = (under[i] != s) & (under[i] != IGNORE)
-                if other.any():  # confident boxes of these classes over other labelled pixels: not these classes
-                    wrong = scores[i][dets][:, other]
-                    terms.append(F.binary_cross_entropy_with_logits(wrong, torch.zeros_like(wrong)))
+                wrong = wrong_boxes(scores[i][dets].detach().sigmoid(), xyxy[i], labels[i], s)
+                if wrong.any():  # confident boxes of these classes over (almost) none of their pixels
+                    pushed = scores[i][dets][wrong]
+                    terms.append(F.binary_cross_entropy_with_logits(pushed, torch.zeros_like(pushed)))
             for cls, box in pseudo[i]:
-                anchor = nearest_anchor(box, strides, sizes, starts)
+                anchor = grid.nearest(box)
                 if anchor is None:
                     continue
-                a, stride = anchor
-                cx, cy = anchor_centre(a, starts, sizes, stride)
                 x0, y0, x1, y1 = box
+                (cx, cy), stride = grid.centres[anchor].tolist(), float(grid.strides[anchor])
                 target = scores.new_tensor([cx - x0, cy - y0, x1 - cx, y1 - cy]) / stride
-                terms.append(F.binary_cross_entropy_with_logits(scores[i, cls, a], scores.new_tensor(1.0)))
-                terms.append(F.l1_loss(distances(boxes[i, :, a], detect), target))
+                terms.append(F.binary_cross_entropy_with_logits(scores[i, cls, anchor], scores.new_tensor(1.0)))
+                terms.append(
+                    F.l1_loss(box_distances(boxes[i : i + 1, :, anchor : anchor + 1], detect)[0, :, 0], target)
+                )
             if terms:
                 total = total + torch.stack(terms).mean()
         return total
 
 
-def anchor_labels(labels: torch.Tensor, strides: list[float], sizes: list[tuple[int, int]]) -> torch.Tensor:
-    """[B, anchors] the label of the pixel under each anchor's centre, level after level as Detect flattens them,
-    from label maps [B, H, W] at the input resolution."""
-    img_h, img_w = labels.shape[1:]
-    parts = []
-    for stride, (hh, ww) in zip(strides, sizes):
-        ys = ((torch.arange(hh, device=labels.device) + 0.5) * stride).long().clamp(max=img_h - 1)
-        xs = ((torch.arange(ww, device=labels.device) + 0.5) * stride).long().clamp(max=img_w - 1)
-        parts.append(labels[:, ys][:, :, xs].reshape(len(labels), -1))
-    return torch.cat(parts, 1)
+def wrong_boxes(probs: torch.Tensor, xyxy: torch.Tensor, labels: torch.Tensor, cls: int) -> torch.Tensor:
+    """[k, anchors] True where a box (pixels [anchors, 4]) is confident (probs [k, anchors] > CONFIDENT) and holds
+    less than MAX_OVERLAP of class `cls` among its labelled pixels, with at least MIN_LABELLED of them labelled, in a
+    label map [H, W]."""
+    confident = probs > CONFIDENT
+    if not confident.any():
+        return confident
+    anchors = confident.any(0)
+    labelled = labels != IGNORE
+    inside_cls = box_sums((labels == cls).float(), xyxy[anchors])
+    inside_labelled = box_sums(labelled.float(), xyxy[anchors])
+    area = box_sums(torch.ones_like(labels, dtype=torch.float), xyxy[anchors])
+    judged = inside_labelled >= MIN_LABELLED * area.clamp(min=1)
+    off = judged & (inside_cls < MAX_OVERLAP * inside_labelled)
+    wrong = torch.zeros_like(confident)
+    wrong[:, anchors] = confident[:, anchors] & off
+    return wrong
 
 
-def nearest_anchor(
-    box: tuple[int, int, int, int], strides: list[float], sizes: list[tuple[int, int]], starts: np.ndarray
-) -> tuple[int, float] | None:
-    """(flat anchor index, stride) of the anchor nearest a box's centre at the level whose stride suits its size
-    (its longer side between 2 and 16 strides; the finest level that fits)."""
-    x0, y0, x1, y1 = box
-    side, cx, cy = max(x1 - x0, y1 - y0), (x0 + x1) / 2, (y0 + y1) / 2
-    for level, (stride, (hh, ww)) in enumerate(zip(strides, sizes)):
-        if 2 * stride <= side <= 16 * stride or level == len(strides) - 1 and side > 16 * stride:
-            gx, gy = min(int(cx // stride), ww - 1), min(int(cy // stride), hh - 1)
-            return int(starts[level] + gy * ww + gx), stride
-    return None
+def box_sums(values: torch.Tensor, xyxy: torch.Tensor) -> torch.Tensor:
+    """[n] the sum of a map [H, W] inside each box [n, 4] (pixels, clipped to the map), from its integral image."""
+    h, w = values.shape
+    integral = F.pad(values.cumsum(0).cumsum(1), (1, 0, 1, 0))
+    x0, x1 = (xyxy[:, [0, 2]].round().long().clamp(0, w)).unbind(1)
+    y0, y1 = (xyxy[:, [1, 3]].round().long().clamp(0, h)).unbind(1)
+    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
 
 
-def anchor_centre(a: int, starts: np.ndarray, sizes: list[tuple[int, int]], stride: float) -> tuple[float, float]:
-    """The pixel centre of flat anchor `a`."""
-    level = int(np.searchsorted(starts, a, side="right") - 1)
-    local = a - int(starts[level])
-    ww = sizes[level][1]
-    return (local % ww + 0.5) * stride, (local // ww + 0.5) * stride
+class AnchorGrid:
+    """Detect's anchors, level after level as it flattens them: each one's pixel centre and stride."""
+
+    def __init__(self, strides: list[float], sizes: list[tuple[int, int]], device: torch.device):
+        self.levels, self.sizes = strides, sizes
+        self.starts = np.cumsum([0] + [hh * ww for hh, ww in sizes])
+        centres, steps = [], []
+        for stride, (hh, ww) in zip(strides, sizes):
+            ys, xs = torch.meshgrid(torch.arange(hh, device=device), torch.arange(ww, device=device), indexing="ij")
+            centres.append((torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5) * stride)
+            steps.append(torch.full((hh * ww,), float(stride), device=device))
+        self.centres, self.strides = torch.cat(centres), torch.cat(steps)  # [anchors, 2] pixels, [anchors]
+
+    def boxes(self, ltrb: torch.Tensor) -> torch.Tensor:
+        """[B, anchors, 4] pixel boxes (x0, y0, x1, y1) from distances [B, 4, anchors] in strides."""
+        d = ltrb.permute(0, 2, 1) * self.strides[:, None]
+        return torch.cat([self.centres - d[..., :2], self.centres + d[..., 2:]], -1)
+
+    def nearest(self, box: tuple[int, int, int, int]) -> int | None:
+        """The flat index of the anchor nearest a box's centre at the level whose stride suits its size (its longer
+        side between 2 and 16 strides; the finest level that fits)."""
+        x0, y0, x1, y1 = box
+        side, cx, cy = max(x1 - x0, y1 - y0), (x0 + x1) / 2, (y0 + y1) / 2
+        for level, (stride, (hh, ww)) in enumerate(zip(self.levels, self.sizes)):
+            if 2 * stride <= side <= 16 * stride or level == len(self.levels) - 1 and side > 16 * stride:
+                gx, gy = min(int(cx // stride), ww - 1), min(int(cy // stride), hh - 1)
+                return int(self.starts[level] + gy * ww + gx)
+        return None
 
 
-def distances(raw: torch.Tensor, detect: Any) -> torch.Tensor:
-    """Detect's ltrb distances (in strides) at one anchor from its raw box outputs [4 * reg_max]."""
+def box_distances(raw: torch.Tensor, detect: Any) -> torch.Tensor:
+    """[B, 4, anchors] Detect's ltrb distances (in strides) from its raw box outputs [B, 4 * reg_max, anchors]."""
     if detect.reg_max > 1:
+        b, _, a = raw.shape
         bins = torch.arange(detect.reg_max, device=raw.device, dtype=raw.dtype)
-        return (raw.view(4, detect.reg_max).softmax(1) * bins).sum(1)
+        return (raw.view(b, 4, detect.reg_max, a).softmax(2) * bins[:, None]).sum(2)
     return raw

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
 RETIRED = frozenset({"pseudo_conf"})  # options of earlier releases that pair yamls may still hold; ignored
 DISTILL_SCHEDULES = ("phased", "single")  # where --distill is on unless --no-distill: one task after the other
 FREEZE_NAMES = ("backbone", "neck")  # --freeze by name: the backbone, or everything before the heads
+SINGLE_FREEZE = "backbone"  # what `single` freezes unless --freeze is given (docs/benchmarks.md: the users' case)
 
 
 @dataclass(frozen=True)
