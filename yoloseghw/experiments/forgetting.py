@@ -46,6 +46,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "phased-keep": {"schedule": "phased", **KEEP},
     "phased-keep-replay": {"schedule": "phased", **KEEP, "replay": 0.25},
     "phased-replay-moving-bn": {"schedule": "phased", **KEEP, "replay": 0.25, "freeze_bn": False},  # both sets' BN
+    "phased-bn-replay": {"schedule": "phased", **PLAIN, "freeze_bn": True, "replay": 0.25},  # replay, no distill
+    "phased-bn-replay-0.5": {"schedule": "phased", **PLAIN, "freeze_bn": True, "replay": 0.5},
     # EWC's strength, a small sweep (docs/benchmarks.md)
     "phased-ewc": {"schedule": "phased", **PLAIN, "freeze_bn": True, "ewc": 1e4},
     "phased-ewc-1e5": {"schedule": "phased", **PLAIN, "freeze_bn": True, "ewc": 1e5},
