@@ -16,13 +16,13 @@ from yoloseghw.engine.checkpoint import load_model
 from yoloseghw.nn.link import (
     BOX2MASK_LOSS,
     MASK2BOX_LOSS,
+    BoxCover,
     BoxesTeachMasks,
     MasksTeachBoxes,
     components,
     link_terms,
     parse_link,
     projection_loss,
-    wrong_boxes,
 )
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.errors import UserInputError
@@ -181,8 +181,8 @@ def test_only_confident_boxes_over_other_classes_pixels_are_pushed_down():
         ]
     )
     probs = torch.tensor([[0.9, 0.9, 0.9, 0.1]])
-    assert wrong_boxes(probs, boxes, labels, CAR_SEG).tolist() == [[False, True, False, False]]
-    assert not wrong_boxes(torch.full((1, 4), 0.1), boxes, labels, CAR_SEG).any()
+    assert BoxCover(labels, boxes).wrong(probs, CAR_SEG).tolist() == [[False, True, False, False]]
+    assert not BoxCover(labels, boxes).wrong(torch.full((1, 4), 0.1), CAR_SEG).any()
 
 
 def test_a_confident_detector_on_a_mask_image_is_pushed_down_off_the_car():

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ultralytics.utils.tal import make_anchors
 
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.metrics import IGNORE
@@ -188,8 +189,7 @@ class MasksTeachBoxes(LinkTerm):
         detect = model.model[-1]
         branches = [det[k] for k in ("one2one", "one2many")] if "one2one" in det else [det]
         labels = batch["semantic_mask"].to(branches[0]["scores"].device)
-        sizes = [(f.shape[2], f.shape[3]) for f in branches[0]["feats"]]
-        grid = AnchorGrid(detect.stride.tolist(), sizes, labels.device)
+        grid = AnchorGrid(branches[0]["feats"], detect.stride)
         pseudo = [self.pseudo_boxes(mask) for mask in labels.cpu().numpy()]
         terms = [
             self.branch_term(b["scores"].float(), b["boxes"].float(), labels, pseudo, grid, detect) for b in branches
@@ -213,11 +213,15 @@ class MasksTeachBoxes(LinkTerm):
         """The term for one branch of Detect's outputs (scores [B, nc, anchors], raw boxes [B, 4 * reg_max, anchors])
         on label maps [B, H, W], summed over the images."""
         total = scores.new_zeros(())
-        xyxy = grid.boxes(box_distances(boxes.detach(), detect))  # [B, anchors, 4] pixels
+        xyxy = grid.boxes(detect.dfl(boxes.detach()))  # [B, anchors, 4] pixels
         for i in range(scores.shape[0]):
-            terms = []
+            terms, cover = [], None
             for s, dets in self.by_seg.items():
-                wrong = wrong_boxes(scores[i][dets].detach().sigmoid(), xyxy[i], labels[i], s)
+                probs = scores[i][dets].detach().sigmoid()
+                if not (probs > CONFIDENT).any():
+                    continue
+                cover = cover or BoxCover(labels[i], xyxy[i])  # counted once per image, for every linked class
+                wrong = cover.wrong(probs, s)
                 if wrong.any():  # confident boxes of these classes over (almost) none of their pixels
                     pushed = scores[i][dets][wrong]
                     terms.append(F.binary_cross_entropy_with_logits(pushed, torch.zeros_like(pushed)))
@@ -229,54 +233,50 @@ class MasksTeachBoxes(LinkTerm):
                 (cx, cy), stride = grid.centres[anchor].tolist(), float(grid.strides[anchor])
                 target = scores.new_tensor([cx - x0, cy - y0, x1 - cx, y1 - cy]) / stride
                 terms.append(F.binary_cross_entropy_with_logits(scores[i, cls, anchor], scores.new_tensor(1.0)))
-                terms.append(
-                    F.l1_loss(box_distances(boxes[i : i + 1, :, anchor : anchor + 1], detect)[0, :, 0], target)
-                )
+                terms.append(F.l1_loss(detect.dfl(boxes[i : i + 1, :, anchor : anchor + 1])[0, :, 0], target))
             if terms:
                 total = total + torch.stack(terms).mean()
         return total
 
 
-def wrong_boxes(probs: torch.Tensor, xyxy: torch.Tensor, labels: torch.Tensor, cls: int) -> torch.Tensor:
-    """[k, anchors] True where a box (pixels [anchors, 4]) is confident (probs [k, anchors] > CONFIDENT) and holds
-    less than MAX_OVERLAP of class `cls` among its labelled pixels, with at least MIN_LABELLED of them labelled, in a
-    label map [H, W]."""
-    confident = probs > CONFIDENT
-    if not confident.any():
-        return confident
-    anchors = confident.any(0)
-    labelled = labels != IGNORE
-    inside_cls = box_sums((labels == cls).float(), xyxy[anchors])
-    inside_labelled = box_sums(labelled.float(), xyxy[anchors])
-    area = box_sums(torch.ones_like(labels, dtype=torch.float), xyxy[anchors])
-    judged = inside_labelled >= MIN_LABELLED * area.clamp(min=1)
-    off = judged & (inside_cls < MAX_OVERLAP * inside_labelled)
-    wrong = torch.zeros_like(confident)
-    wrong[:, anchors] = confident[:, anchors] & off
-    return wrong
+class BoxCover:
+    """The pixels of one label map [H, W] inside each of n boxes [n, 4] (pixels, clipped to the map), counted from
+    integral images: how many are labelled (not IGNORE), whether that is enough to judge the box (MIN_LABELLED of
+    its area), and how many belong to a class."""
 
+    def __init__(self, labels: torch.Tensor, xyxy: torch.Tensor):
+        h, w = labels.shape
+        self.labels = labels
+        self.x0, self.x1 = (xyxy[:, [0, 2]].round().long().clamp(0, w)).unbind(1)
+        self.y0, self.y1 = (xyxy[:, [1, 3]].round().long().clamp(0, h)).unbind(1)
+        area = ((self.x1 - self.x0) * (self.y1 - self.y0)).float()
+        self.labelled = self.sums(labels != IGNORE)
+        self.judged = self.labelled >= MIN_LABELLED * area.clamp(min=1)
 
-def box_sums(values: torch.Tensor, xyxy: torch.Tensor) -> torch.Tensor:
-    """[n] the sum of a map [H, W] inside each box [n, 4] (pixels, clipped to the map), from its integral image."""
-    h, w = values.shape
-    integral = F.pad(values.cumsum(0).cumsum(1), (1, 0, 1, 0))
-    x0, x1 = (xyxy[:, [0, 2]].round().long().clamp(0, w)).unbind(1)
-    y0, y1 = (xyxy[:, [1, 3]].round().long().clamp(0, h)).unbind(1)
-    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    def sums(self, values: torch.Tensor) -> torch.Tensor:
+        """[n] the sum of a map [H, W] inside each box."""
+        integral = F.pad(values.float().cumsum(0).cumsum(1), (1, 0, 1, 0))
+        x0, y0, x1, y1 = self.x0, self.y0, self.x1, self.y1
+        return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+
+    def wrong(self, probs: torch.Tensor, cls: int) -> torch.Tensor:
+        """[k, n] True where a box is confident (probs [k, n] > CONFIDENT), judged, and holds less than MAX_OVERLAP
+        of class `cls` among its labelled pixels."""
+        off = self.judged & (self.sums(self.labels == cls) < MAX_OVERLAP * self.labelled)
+        return (probs > CONFIDENT) & off
 
 
 class AnchorGrid:
-    """Detect's anchors, level after level as it flattens them: each one's pixel centre and stride."""
+    """Detect's anchors, level after level as it flattens them (Ultralytics' make_anchors): each one's pixel centre
+    and stride."""
 
-    def __init__(self, strides: list[float], sizes: list[tuple[int, int]], device: torch.device):
-        self.levels, self.sizes = strides, sizes
-        self.starts = np.cumsum([0] + [hh * ww for hh, ww in sizes])
-        centres, steps = [], []
-        for stride, (hh, ww) in zip(strides, sizes):
-            ys, xs = torch.meshgrid(torch.arange(hh, device=device), torch.arange(ww, device=device), indexing="ij")
-            centres.append((torch.stack([xs, ys], -1).reshape(-1, 2).float() + 0.5) * stride)
-            steps.append(torch.full((hh * ww,), float(stride), device=device))
-        self.centres, self.strides = torch.cat(centres), torch.cat(steps)  # [anchors, 2] pixels, [anchors]
+    def __init__(self, feats: list[torch.Tensor], strides: torch.Tensor):
+        self.levels = strides.tolist()
+        self.sizes = [(int(f.shape[2]), int(f.shape[3])) for f in feats]
+        self.starts = np.cumsum([0] + [hh * ww for hh, ww in self.sizes])
+        sizes = torch.tensor(self.sizes, dtype=torch.float, device=feats[0].device)
+        points, steps = make_anchors(sizes, self.levels, 0.5)
+        self.centres, self.strides = points * steps, steps[:, 0]  # [anchors, 2] pixels, [anchors]
 
     def boxes(self, ltrb: torch.Tensor) -> torch.Tensor:
         """[B, anchors, 4] pixel boxes (x0, y0, x1, y1) from distances [B, 4, anchors] in strides."""
@@ -293,12 +293,3 @@ class AnchorGrid:
                 gx, gy = min(int(cx // stride), ww - 1), min(int(cy // stride), hh - 1)
                 return int(self.starts[level] + gy * ww + gx)
         return None
-
-
-def box_distances(raw: torch.Tensor, detect: Any) -> torch.Tensor:
-    """[B, 4, anchors] Detect's ltrb distances (in strides) from its raw box outputs [B, 4 * reg_max, anchors]."""
-    if detect.reg_max > 1:
-        b, _, a = raw.shape
-        bins = torch.arange(detect.reg_max, device=raw.device, dtype=raw.dtype)
-        return (raw.view(b, 4, detect.reg_max, a).softmax(2) * bins[:, None]).sum(2)
-    return raw
