@@ -79,11 +79,15 @@ def test_joint_draws_both_each_step():
         ({"schedule": "phased"}, True),
         ({"schedule": "single"}, True),
         ({"schedule": "phased", "distill": False}, False),
+        ({"schedule": "phased", "replay": 0.25}, False),
+        ({"schedule": "single", "replay": 0.25}, False),
+        ({"schedule": "phased", "replay": 0.25, "distill": True}, True),
         ({"distill": True}, True),
     ],
 )
 def test_distillation_is_on_where_one_task_follows_another(options, distill):
-    """The measured defaults: --distill on in phased and single unless --no-distill; the mix 1:1; nothing frozen."""
+    """The measured defaults: --distill on in phased and single unless --no-distill or --replay (replayed labels
+    keep the first task better than a teacher); the mix 1:1; nothing frozen."""
     opts = check_options(options, epochs=4)
     assert opts["distill"] is distill
     assert str(opts["ratio"]) == "1:1" and opts["lr_scale"] == 1.0 and opts["freeze_bn"] is True

@@ -194,6 +194,27 @@ def test_phased_lr_scale_and_frozen_layers_untouched(tiny_pair, tmp_path):
     assert changed and all(k.startswith(("semantic.", *(f"model.{i}." for i in range(10, 23)))) for k in changed)
 
 
+def test_phased_replay_trains_and_averages_the_first_head(tiny_pair, tmp_path):
+    """With --replay (distillation off by default then), phase two's replayed detection batches train the detection
+    head, and the saved EMA follows it: its detection head is not phase one's."""
+    phase_one, options = {}, {}
+    train(
+        tiny_pair,
+        tmp_path,
+        schedule="phased",
+        det_epochs=1,
+        replay=1.0,
+        callbacks={"on_model_save": keep_phase_one(phase_one), "on_train_end": lambda t: options.update(t.options)},
+        **NORMAL,
+        **SGD,
+    )
+    model = load_model(tmp_path / "train/weights/last.pt")[0]
+    assert options["distill"] is False
+    final, detect = model.half().state_dict(), f"model.{model.model[-1].i}."
+    changed = [k for k in final if k.startswith(detect) and not torch.equal(final[k], phase_one[k])]
+    assert changed
+
+
 def test_patience_never_stops_phase_one(tiny_pair, tmp_path):
     """Early stopping counts from phase two on, so the second task always trains."""
 

@@ -114,7 +114,7 @@ def train(
         None,
         "--distill/--no-distill",
         help="Learning without Forgetting: a teacher's outputs supervise the head a batch has no labels for "
-        f"(default: on in {' and '.join(DISTILL_SCHEDULES)}, off otherwise).",
+        f"(default: on in {' and '.join(DISTILL_SCHEDULES)} without --replay, off otherwise).",
     ),
     teacher: Optional[Path] = typer.Option(
         None, help="--distill: teacher checkpoint (default: phased, the phase-one model; alternate, the EMA)."

@@ -71,15 +71,16 @@ def freeze_layers(model: DetSegModel, freeze: Any) -> tuple[list[int], list[str]
 def enter_phase_two(trainer: Any) -> None:
     """Start phase two of `phased` from the EMA weights (the validated model): freeze `freeze` layers, keep them and
     the idle first-task head out of the EMA (the idle head trains, and is averaged, under `distill`, whose teacher is
-    a frozen copy of the phase-one model unless `teacher` is given, and under `--link`, whose terms teach it the
-    linked classes), and count early stopping from here."""
+    a frozen copy of the phase-one model unless `teacher` is given, under `--link`, whose terms teach it the linked
+    classes, and under `replay`, whose first-task batches train it), and count early stopping from here."""
     model = unwrap_model(trainer.model)
     model.load_state_dict(trainer.ema.ema.state_dict())
     layers, trainer.freeze_layer_names = freeze_layers(model, trainer.args.freeze)
     options = trainer.options
     idle = f"model.{model.model[-1].i}." if trainer.plan.order[0] == "det" else "semantic."
     distill = options["distill"]
-    taught = distill or bool(getattr(model, "link", None))  # the idle head still learns: from a teacher, or --link
+    # the first task's head still learns: from a teacher, from --link's terms, or from its own replayed batches
+    taught = distill or bool(getattr(model, "link", None)) or bool(options["replay"])
     fixed = tuple(f for f in trainer.freeze_layer_names if f.startswith("model.")) + (() if taught else (idle,))
     trainer.ema = PartialEMA(trainer.model, fixed, updates=trainer.ema.updates)
     fix_statistics(trainer)

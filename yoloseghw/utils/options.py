@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "seg_weight": 1.0,
     "lr_shared": 1.0,
     "lr_head": 1.0,
-    "distill": None,  # None: on where a second task follows a first (DISTILL_SCHEDULES), off elsewhere
+    "distill": None,  # None: on where a second task follows a first (DISTILL_SCHEDULES) without --replay
     "teacher": None,
     "distill_t": 2.0,
     "distill_weight": 1.0,
@@ -149,8 +149,8 @@ def check_options(options: dict[str, Any], epochs: int) -> dict[str, Any]:
             f"--replay draws first-task batches in a second phase: use --schedule phased or single, not "
             f"{opts['schedule']} (whose every epoch draws both datasets)"
         )
-    if opts["distill"] is None:
-        opts["distill"] = opts["schedule"] in DISTILL_SCHEDULES
+    if opts["distill"] is None:  # replayed first-task labels keep that task better than a teacher (the benchmarks)
+        opts["distill"] = opts["schedule"] in DISTILL_SCHEDULES and not opts["replay"]
     if opts["distill"] and opts["schedule"] == "joint":
         raise UserInputError(
             "--distill: every joint step has labels for both heads; distil with --schedule alternate or phased"
