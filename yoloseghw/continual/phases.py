@@ -56,11 +56,16 @@ def phased_lr(lf: Callable[[float], float], scale: float, boundary: int) -> Call
     return lambda x: lf(x) * (scale if x >= boundary else 1.0)
 
 
+def frozen_indices(freeze: Any) -> list[int]:
+    """The layer indices that `freeze` (a count or a list of indices, as Ultralytics' `freeze`) names."""
+    return list(freeze) if isinstance(freeze, list) else list(range(freeze or 0))
+
+
 def freeze_layers(model: DetSegModel, freeze: Any) -> tuple[list[int], list[str]]:
     """Freeze the weights of layers `freeze` (a count or a list of indices) and the DFL, as Ultralytics freezes;
     returns the layer indices and the parameter-name prefixes (Ultralytics' `freeze_layer_names`, whose BatchNorm
     statistics its trainer keeps fixed)."""
-    layers = list(freeze) if isinstance(freeze, list) else list(range(freeze or 0))
+    layers = frozen_indices(freeze)
     names = [f"model.{x}." for x in layers] + [".dfl"]
     for name, p in model.named_parameters():
         if any(f in name for f in names):

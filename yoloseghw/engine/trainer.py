@@ -328,7 +328,7 @@ class DetSegTrainer(TrainerHooks):
             f"{self.args.nbs}), {self.epochs} epochs, imgsz {self.args.imgsz}, results to {self.save_dir}"
         )
         if self.plan.kind == "single":
-            layers = self.args.freeze if isinstance(self.args.freeze, list) else range(self.args.freeze or 0)
+            layers = phases.frozen_indices(self.args.freeze)
             frozen = f"layers {min(layers)}-{max(layers)} frozen" if layers else "no layer frozen"
             console.print(f"single: {frozen} (--freeze; --freeze 0 trains every layer)")
         if (self.options["lr_shared"], self.options["lr_head"]) != (1.0, 1.0):

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ultralytics.utils.tal import make_anchors
+from ultralytics.utils.tal import dist2bbox, make_anchors
 
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.metrics import IGNORE
@@ -275,13 +275,14 @@ class AnchorGrid:
         self.sizes = [(int(f.shape[2]), int(f.shape[3])) for f in feats]
         self.starts = np.cumsum([0] + [hh * ww for hh, ww in self.sizes])
         sizes = torch.tensor(self.sizes, dtype=torch.float, device=feats[0].device)
-        points, steps = make_anchors(sizes, self.levels, 0.5)
-        self.centres, self.strides = points * steps, steps[:, 0]  # [anchors, 2] pixels, [anchors]
+        self.points, steps = make_anchors(sizes, self.levels, 0.5)  # [anchors, 2] in strides
+        self.centres, self.strides = self.points * steps, steps[:, 0]  # [anchors, 2] pixels, [anchors]
 
     def boxes(self, ltrb: torch.Tensor) -> torch.Tensor:
-        """[B, anchors, 4] pixel boxes (x0, y0, x1, y1) from distances [B, 4, anchors] in strides."""
-        d = ltrb.permute(0, 2, 1) * self.strides[:, None]
-        return torch.cat([self.centres - d[..., :2], self.centres + d[..., 2:]], -1)
+        """[B, anchors, 4] pixel boxes (x0, y0, x1, y1) from distances [B, 4, anchors] in strides (Ultralytics'
+        dist2bbox, as Detect decodes them)."""
+        xyxy = dist2bbox(ltrb, self.points.T.unsqueeze(0), xywh=False, dim=1) * self.strides
+        return xyxy.permute(0, 2, 1)
 
     def nearest(self, box: tuple[int, int, int, int]) -> int | None:
         """The flat index of the anchor nearest a box's centre at the level whose stride suits its size (its longer
