@@ -152,6 +152,18 @@ def test_without_link_the_other_datasets_images_teach_neither_head():
     assert torch.equal(class_rows_grad(model.model[-1], 3), torch.zeros(3))
 
 
+def test_a_direction_of_weight_zero_has_no_term_and_runs_no_other_head():
+    """--link-weight 1,0: box images teach masks; mask images run the semantic head alone, as without --link."""
+    model = tiny_model()
+    model.loss_terms = {term.name: term for term in link_terms(LINK, (1.0, 0.0))}
+    assert list(model.loss_terms) == [BOX2MASK_LOSS]
+    assert model.training_heads("seg") == ("seg",) and model.training_heads("det") == ("det", "seg")
+    loss, items = model.loss(seg_batch())
+    loss.backward()
+    assert float(items[MASK2BOX_LOSS]) == 0.0
+    assert torch.equal(class_rows_grad(model.model[-1], 3), torch.zeros(3))
+
+
 def test_mask_term_rewards_the_anchor_of_a_separable_component_only():
     """With a pseudo-box the term pulls the car score up at the anchor nearest its centre; a mask of two touching
     cars gives no pseudo-box, and a detector that fires nowhere yet gets no push at all (no "no objects here")."""

@@ -395,7 +395,10 @@ def compress(
         "onnxruntime", help="quantize: onnxruntime (best-int8.onnx) or openvino (NNCF, best-int8_openvino_model/)."
     ),
     accuracy_aware: bool = typer.Option(
-        False, help="quantize --runtime openvino: NNCF's accuracy-aware mode (fitness within 0.01 of FP32's)."
+        False, help="quantize --runtime openvino: NNCF's accuracy-aware mode (see --max-drop; validates on both sets)."
+    ),
+    max_drop: float = typer.Option(
+        0.02, help="--accuracy-aware: the largest share of FP32's mAP50-95, and of its mIoU, INT8 may lose."
     ),
     rank: float = typer.Option(
         RANK_SHARE, help="lowrank: the share of each layer's rank to keep (-> best-lowrank50.pt)."
@@ -427,6 +430,7 @@ def compress(
         semantic=semantic,
         runtime=runtime,
         accuracy_aware=accuracy_aware,
+        max_drop=max_drop,
         rank=rank,
         max_error=max_error,
         min_gain=min_gain,

@@ -5,8 +5,9 @@ The FP32 OpenVINO model of the checkpoint is calibrated on training images of BO
 inference (the same `--calib` sample as ONNX Runtime's INT8). NNCF's MIXED preset (symmetric weights, asymmetric
 activations) quantizes the convolutions and the ops around them; the nodes kept in float are chosen by measurement
 (docs/benchmarks.md): by default the tails (the box decode, the score concat, the semantic upsample + argmax), as for
-ONNX Runtime, and any node named in `keep_float`. With `accuracy_aware`, NNCF's accuracy-controlled quantization
-reverts the layers that cost the most until the combined fitness on both val sets is within `max_drop` of FP32's.
+ONNX Runtime, and any node named in `keep_float`. With an `AccuracyControl` (`--accuracy-aware`), NNCF's
+accuracy-controlled quantization returns layers to float, those whose INT8 error on val images is largest first,
+until the INT8 model keeps at least 1 - `max_drop` of FP32's mAP50-95 AND of its mIoU on the two val sets.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,31 @@ from yoloseghw.nn.openvino import openvino_core, require_openvino, write_metadat
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import replace_folder, scratch_folder, write_errors
+from yoloseghw.utils.metrics import MAP50_95, MIOU
 
 PRESET = "mixed"  # NNCF preset: symmetric INT8 weights, asymmetric INT8 activations
+RANKING_IMAGES = 60  # val images (half from each set) whose INT8 output error ranks the layers to return to float
+MAX_REVERTS = 20  # layer groups the accuracy-aware mode may return to float (a full validation each)
+
+
+@dataclass(frozen=True)
+class AccuracyControl:
+    """NNCF's accuracy-aware mode: what it validates, and how much it may lose.
+
+    Attributes:
+        metrics: a compiled OpenVINO model -> its metrics on both val sets (keys as `yoloseg val` reports them).
+        images: val images of both datasets; NNCF ranks the quantized layers by the error of their INT8 outputs.
+        max_drop: the largest share of FP32's mAP50-95, and of its mIoU, that the INT8 model may lose.
+    """
+
+    metrics: Callable[[Any], dict[str, float]]
+    images: list[Path]
+    max_drop: float
+
+
+def kept_share(metrics: dict[str, float], reference: dict[str, float]) -> float:
+    """The lower of mAP50-95 and mIoU as a share of the reference's (a task the reference scores 0 on counts 1)."""
+    return min((metrics[k] / reference[k] for k in (MAP50_95, MIOU) if reference.get(k, 0) > 0), default=1.0)
 
 
 def require_nncf() -> Any:
@@ -64,8 +89,7 @@ def quantize_openvino(
     out: Path,
     images: list[Path],
     keep_float: Iterable[str] = (),
-    validate: Callable[[Any], float] | None = None,
-    max_drop: float = 0.01,
+    control: AccuracyControl | None = None,
 ) -> Path:
     """Write the NNCF INT8 OpenVINO model of the static-shape FP32 export `fp32_onnx` into the folder `out`
     (`<stem>-int8_openvino_model/`, complete or not at all).
@@ -75,8 +99,7 @@ def quantize_openvino(
         out: the output folder.
         images: the calibration images (both datasets' train images).
         keep_float: more node names kept in float besides the tails.
-        validate: with it, NNCF's accuracy-aware mode: `validate(compiled_model)` gives the metric to keep.
-        max_drop: accuracy-aware mode: the largest absolute drop of that metric allowed.
+        control: with it, NNCF's accuracy-aware mode (see AccuracyControl).
 
     Returns:
         The INT8 model's .xml path.
@@ -93,7 +116,6 @@ def quantize_openvino(
     kept = sorted((set(default_float_nodes(fp32_onnx)) & names) | set(keep_float))
     shape = [d.get_length() for d in model.inputs[0].get_partial_shape()]
     inputs = letterboxed(images, (shape[2], shape[3]))
-    dataset = nncf.Dataset(inputs)
     options = {
         "preset": nncf.QuantizationPreset.MIXED,
         "subset_size": len(inputs),
@@ -101,20 +123,14 @@ def quantize_openvino(
     }
     status = console.status(f"Calibrating on {len(inputs)} images and quantizing to INT8 with NNCF ...")
     with status, nncf_warnings_only(nncf):
-        if validate is None:
-            quantized = nncf.quantize(model, dataset, **options)
+        if control is None:
+            quantized, mode = nncf.quantize(model, nncf.Dataset(inputs), **options), "post-training"
         else:
-            quantized = nncf.quantize_with_accuracy_control(
-                model,
-                dataset,
-                nncf.Dataset([None]),  # the validation data are what `validate` reads itself
-                validation_fn=lambda compiled, _: validate(compiled),
-                max_drop=max_drop,
-                drop_type=nncf.DropType.ABSOLUTE,
-                **options,
-            )
+            checks = letterboxed(control.images, (shape[2], shape[3]))
+            quantized, kept_line = accuracy_controlled(nncf, model, nncf.Dataset(inputs), checks, control, options)
+            mode = f"accuracy-aware: {kept_line}"
+            console.print(f"NNCF accuracy-aware INT8 (at most {control.max_drop:.0%} lost per task): {kept_line}")
     meta = {p.key: p.value for p in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
-    mode = "accuracy-aware" if validate is not None else "post-training"
     extra = {"calibration": f"{len(inputs)} images of both datasets, NNCF {PRESET}, {mode}", "float_nodes": len(kept)}
     write_metadata(quantized, {**meta, "format": "openvino", "precision": "int8", **extra})
     with scratch_folder(out, "openvino-int8") as tmp:
@@ -126,8 +142,52 @@ def quantize_openvino(
     return out / f"{stem}.xml"
 
 
-def fitness_of_compiled(compiled: Any, validator: Any, reference: Any) -> float:
-    """The combined fitness of an NNCF-compiled model on the validator's val sets (for the accuracy-aware mode):
+def accuracy_controlled(
+    nncf: Any, model: Any, calibration: Any, checks: list[np.ndarray], control: AccuracyControl, options: dict
+) -> tuple[Any, str]:
+    """NNCF's `quantize_with_accuracy_control` of `model`, and what the result keeps of FP32's metrics in words.
+
+    Its metric is the lower share of FP32's mAP50-95 and mIoU that a candidate keeps (FP32: 1), so `max_drop`
+    bounds the loss of each task (see validation_function)."""
+    reference = control.metrics(compiled_f32(model))
+    quantized = nncf.quantize_with_accuracy_control(
+        model,
+        calibration,
+        nncf.Dataset(checks),
+        validation_fn=validation_function(control, reference),
+        max_drop=control.max_drop,
+        drop_type=nncf.DropType.ABSOLUTE,
+        advanced_accuracy_restorer_parameters=nncf.AdvancedAccuracyRestorerParameters(
+            max_num_iterations=MAX_REVERTS, ranking_subset_size=len(checks)
+        ),
+        **options,
+    )
+    int8 = control.metrics(compiled_f32(quantized))
+    kept = [f"{k.removeprefix('metrics/')} {v / reference[k]:.1%}" for k, v in int8.items() if reference.get(k, 0)]
+    return quantized, (", ".join(kept) + " of FP32's") if kept else "FP32 scores 0 on both val sets"
+
+
+def validation_function(
+    control: AccuracyControl, reference: dict[str, float]
+) -> Callable[[Any, Iterable[np.ndarray]], tuple[float, list[list[np.ndarray]]]]:
+    """NNCF's `validation_fn`: (the share of the reference's metrics a compiled model keeps, its outputs on each
+    given image). Returning outputs, not a value per image, puts NNCF in its output mode: it ranks layers by their
+    output error on the check images instead of by a full validation per layer group."""
+
+    def validate(compiled: Any, items: Iterable[np.ndarray]) -> tuple[float, list[list[np.ndarray]]]:
+        outputs = [[np.array(v) for v in compiled(x).values()] for x in items]  # copies of the request's buffers
+        return kept_share(control.metrics(compiled), reference), outputs
+
+    return validate
+
+
+def compiled_f32(model: Any) -> Any:
+    """An OpenVINO model compiled for the CPU in f32 (not the CPU's bf16 default), through the process's Core."""
+    return openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+
+def metrics_of_compiled(compiled: Any, validator: Any, reference: Any) -> dict[str, float]:
+    """mAP50-95 and mIoU of an OpenVINO compiled model on the validator's val sets (for the accuracy-aware mode):
     it runs as the FP32 model's backend `reference` would, with the compiled model's outputs."""
 
     class Compiled:
@@ -141,4 +201,5 @@ def fitness_of_compiled(compiled: Any, validator: Any, reference: Any) -> float:
             det, seg = (np.array(out[compiled.output(name)]) for name in ("detections", "semantic"))
             return torch.from_numpy(det).float(), torch.from_numpy(seg)
 
-    return float(validator.run(Compiled())["fitness"])
+    metrics = validator.run(Compiled())
+    return {k: float(metrics[k]) for k in (MAP50_95, MIOU) if k in metrics}

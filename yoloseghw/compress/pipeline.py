@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ultralytics.utils.torch_utils import get_flops
 
@@ -20,6 +20,9 @@ from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console, warn
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path, scratch_folder, write_checkpoint
+
+if TYPE_CHECKING:
+    from yoloseghw.compress.openvino_int8 import AccuracyControl
 
 METHODS = {"prune": "prune", "lowrank": "lowrank", "quantize": "int8", "fp16": "fp16"}  # method -> output suffix
 RUNTIMES = ("onnxruntime", "openvino")  # what an INT8 variant is made for
@@ -58,11 +61,11 @@ def onnx_variant(
     calib_method: str = "minmax",
     keep_float: tuple[str, ...] = (),
     runtime: str = "onnxruntime",
-    validate: Callable[[Any], float] | None = None,
+    control: AccuracyControl | None = None,
 ) -> Path:
     """The INT8 (`quantize`, calibrated on `calib` train images of both datasets) or FP16 (`fp16`) variant at `out`,
     from a temporary FP32 ONNX export named `name`: an ONNX file for ONNX Runtime, or an OpenVINO model through NNCF
-    (`runtime`; `validate`: NNCF's accuracy-aware mode, see compress/openvino_int8.py)."""
+    (`runtime`; `control`: NNCF's accuracy-aware mode, see compress/openvino_int8.py)."""
     images = []
     if method == "quantize":
         if det is None or seg is None:
@@ -74,7 +77,7 @@ def onnx_variant(
         if runtime == "openvino":
             from yoloseghw.compress.openvino_int8 import quantize_openvino
 
-            return quantize_openvino(fp32, out, images, keep_float, validate)
+            return quantize_openvino(fp32, out, images, keep_float, control)
         if method == "quantize":
             return quantize_int8(fp32, out, images, calib_method, keep_float)
         return convert_fp16(fp32, out)

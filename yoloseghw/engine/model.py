@@ -14,6 +14,7 @@ from ultralytics.utils.files import increment_path
 
 from yoloseghw.compress.lowrank import MAX_ERROR, MIN_GAIN, RANK_SHARE
 from yoloseghw.data.dataset import load_data_config
+from yoloseghw.data.inputs import sample_images
 from yoloseghw.data.pair import PAIR_FILE
 from yoloseghw.data.sources import open_source
 from yoloseghw.engine import runs
@@ -48,6 +49,7 @@ from yoloseghw.utils.report import print_val_report
 from yoloseghw.utils.ultralytics import ultralytics_log
 
 if TYPE_CHECKING:
+    from yoloseghw.compress.openvino_int8 import AccuracyControl
     from yoloseghw.engine.results import DetSegResult
 
 METRIC_PREFIXES = ("metrics/", "fitness")
@@ -542,6 +544,7 @@ class YOLOSeg:
         semantic: str | None = None,
         runtime: str = "onnxruntime",
         accuracy_aware: bool = False,
+        max_drop: float = 0.02,
         rank: float = RANK_SHARE,
         max_error: float = MAX_ERROR,
         min_gain: float = MIN_GAIN,
@@ -567,8 +570,9 @@ class YOLOSeg:
             finetune_epochs: prune, lowrank: fine-tuning epochs in all (with `det` and `seg`).
             semantic: quantize, fp16: the semantic output kind (see `export`).
             runtime: quantize: `onnxruntime` (an INT8 ONNX file) or `openvino` (an NNCF INT8 OpenVINO model).
-            accuracy_aware: quantize for OpenVINO: NNCF's accuracy-controlled mode, keeping the combined fitness on
-                both val sets within 0.01 of FP32's.
+            accuracy_aware: quantize for OpenVINO: NNCF's accuracy-controlled mode, which returns layers to float
+                until the INT8 model keeps at least 1 - `max_drop` of FP32's mAP50-95 and of its mIoU (val sets).
+            max_drop: accuracy_aware: the largest share of each task's FP32 metric the INT8 model may lose.
             rank: lowrank: the share of each layer's rank to keep.
             max_error: lowrank: the largest relative weight error (truncated SVD) of a factorized layer.
             min_gain: lowrank: the smallest measured speed-up for which a layer is factorized.
@@ -638,27 +642,29 @@ class YOLOSeg:
 
         if accuracy_aware and runtime != "openvino":
             raise UserInputError("--accuracy-aware is NNCF's mode: give --runtime openvino")
-        validate = self._fitness_of_compiled(det, seg, imgsz) if accuracy_aware else None
+        control = self._accuracy_control(det, seg, imgsz, max_drop) if accuracy_aware else None
         return onnx_variant(
-            method, out, export, self.weights.name, det, seg, calib, calib_method, keep_float, runtime, validate
+            method, out, export, self.weights.name, det, seg, calib, calib_method, keep_float, runtime, control
         )
 
-    def _fitness_of_compiled(self, det: Any, seg: Any, imgsz: int) -> Callable[[Any], float]:
-        """For NNCF's accuracy-aware mode: the combined fitness on both val sets of an OpenVINO compiled model."""
+    def _accuracy_control(self, det: Any, seg: Any, imgsz: int, max_drop: float) -> AccuracyControl:
+        """For NNCF's accuracy-aware mode: both val sets' metrics of an OpenVINO compiled model, and val images of
+        both sets to rank its layers on."""
         from types import SimpleNamespace
 
         import torch
 
-        from yoloseghw.compress.openvino_int8 import fitness_of_compiled
+        from yoloseghw.compress.openvino_int8 import RANKING_IMAGES, AccuracyControl, metrics_of_compiled
         from yoloseghw.engine.validator import DetSegValidator
 
         if det is None or seg is None:
             raise UserInputError("--accuracy-aware validates on both datasets: give --det and --seg")
+        if not 0 < max_drop < 1:
+            raise UserInputError(f"--max-drop must be between 0 and 1 (a share of FP32's metric), got {max_drop}")
         model = self._require_model()
+        det_data, seg_data = load_data_config(det, "det"), load_data_config(seg, "seg")
         args = ultralytics_args({"imgsz": imgsz, "batch": 1, "plots": False}, "val")
-        validator = DetSegValidator(
-            args, load_data_config(det, "det"), load_data_config(seg, "seg"), model.input_stride, Path("."), rect=False
-        )
+        validator = DetSegValidator(args, det_data, seg_data, model.input_stride, Path("."), rect=False)
         reference = SimpleNamespace(
             kind="OpenVINO",
             device=torch.device("cpu"),
@@ -666,7 +672,11 @@ class YOLOSeg:
             seg_names=model.seg_names,
             end2end=bool(model.end2end),
         )
-        return lambda compiled: fitness_of_compiled(compiled, validator, reference)
+        return AccuracyControl(
+            metrics=lambda compiled: metrics_of_compiled(compiled, validator, reference),
+            images=sample_images(det_data, seg_data, RANKING_IMAGES, split="val"),
+            max_drop=max_drop,
+        )
 
     # ------------------------------------------------------------------ bench
     def bench(

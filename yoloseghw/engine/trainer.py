@@ -304,13 +304,14 @@ class DetSegTrainer(TrainerHooks):
         model = unwrap_model(self.model)
         if not model.link:
             return
-        terms = link_terms(model.link, self.options["link_weight"])
+        weights = self.options["link_weight"]
+        terms = link_terms(model.link, weights)
         model.loss_terms = {**getattr(model, "loss_terms", {}), **{term.name: term for term in terms}}
         if RANK in {-1, 0}:
-            weights = ", ".join(f"{term.name} {term.weight:g}" for term in terms)
+            shown = ", ".join(f"{name} {w:g}" if w else f"{name} off" for name, w in zip(LINK_TERM_TASKS, weights))
             console.print(
                 f"Link: {describe(model.link, self.data['names'], self.data['seg_names'])}; box images teach the "
-                f"semantic head and mask images teach Detect, for these classes only ({weights})"
+                f"semantic head and mask images teach Detect, for these classes only ({shown})"
             )
 
     def _print_plan(self) -> None:

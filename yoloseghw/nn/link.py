@@ -105,8 +105,10 @@ def projection_loss(prob: torch.Tensor, box: tuple[int, int, int, int]) -> torch
 
 
 def link_terms(link: dict[int, int], weights: tuple[float, float]) -> list[BoxesTeachMasks | MasksTeachBoxes]:
-    """Both directions' loss terms for `link`, weighted (box-to-mask, mask-to-box) as `--link-weight` gives."""
-    return [BoxesTeachMasks(link, weights[0]), MasksTeachBoxes(link, weights[1])]
+    """The loss terms for `link`, weighted (box-to-mask, mask-to-box) as `--link-weight` gives. A direction of weight
+    0 gets no term, so its batches do not run the other head at all (its loss item stays 0)."""
+    terms = (BoxesTeachMasks(link, weights[0]), MasksTeachBoxes(link, weights[1]))
+    return [term for term in terms if term.weight > 0]
 
 
 def box_cells(xywh: torch.Tensor, h: int, w: int) -> tuple[int, int, int, int]:
