@@ -50,9 +50,14 @@ class AccuracyControl:
     max_drop: float
 
 
+def task_shares(metrics: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """mAP50-95 and mIoU each as a share of the reference's, for the tasks the reference scores above 0 on."""
+    return {k: metrics[k] / reference[k] for k in (MAP50_95, MIOU) if reference.get(k, 0) > 0}
+
+
 def kept_share(metrics: dict[str, float], reference: dict[str, float]) -> float:
     """The lower of mAP50-95 and mIoU as a share of the reference's (a task the reference scores 0 on counts 1)."""
-    return min((metrics[k] / reference[k] for k in (MAP50_95, MIOU) if reference.get(k, 0) > 0), default=1.0)
+    return min(task_shares(metrics, reference).values(), default=1.0)
 
 
 def require_nncf() -> Any:
@@ -162,8 +167,8 @@ def accuracy_controlled(
         ),
         **options,
     )
-    int8 = control.metrics(compiled_f32(quantized))
-    kept = [f"{k.removeprefix('metrics/')} {v / reference[k]:.1%}" for k, v in int8.items() if reference.get(k, 0)]
+    shares = task_shares(control.metrics(compiled_f32(quantized)), reference)
+    kept = [f"{k.removeprefix('metrics/')} {v:.1%}" for k, v in shares.items()]
     return quantized, (", ".join(kept) + " of FP32's") if kept else "FP32 scores 0 on both val sets"
 
 
