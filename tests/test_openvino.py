@@ -79,6 +79,27 @@ def test_nncf_int8_runs_and_agrees_with_fp32(weights, tiny_pair):
     assert np.abs(det8 - det32).mean() <= 0.02 * (det32.max() - det32.min())
 
 
+def feeding_layers(xml: Path, name: str) -> set[str]:
+    """The types of the layers that feed the layer `name` of an OpenVINO IR."""
+    root = ET.parse(xml).getroot()
+    layers = {layer.get("id"): layer for layer in root.iter("layer")}
+    (target,) = (i for i, layer in layers.items() if layer.get("name") == name)
+    return {layers[e.get("from-layer")].get("type") for e in root.iter("edge") if e.get("to-layer") == target}
+
+
+def test_keep_float_keeps_the_convolution_itself_in_float(weights, tiny_pair, tmp_path):
+    """OpenVINO splits an ONNX Conv N with a bias into the Convolution `N/WithoutBiases` and an Add N: keeping N in
+    float must reach the Convolution (its input and weights unquantized), while the next one stays INT8."""
+    pt = Path(shutil.copy(weights, tmp_path / "best.pt"))
+    stem = "/model/model.0/conv/Conv"
+    args = ["--method", "quantize", "--runtime", "openvino", "--det", tiny_pair[0], "--seg", tiny_pair[1]]
+    result = run("compress", "--weights", pt, *args, "--keep-float", stem)
+    assert result.exit_code == 0, result.output
+    xml = tmp_path / "best-int8_openvino_model" / "best-int8.xml"
+    assert feeding_layers(xml, f"{stem}/WithoutBiases") == {"Parameter", "Const"}
+    assert "FakeQuantize" in feeding_layers(xml, "/model/model.1/conv/Conv/WithoutBiases")
+
+
 def test_accuracy_aware_validation_ranks_layers_by_outputs_and_scores_the_lower_task_share(weights, tiny_pair):
     """The validation function gives NNCF the lower task share and one output list per check image, which puts
     NNCF's Evaluator in its output mode (layers ranked by output error, not by a full validation per layer)."""

@@ -24,7 +24,7 @@ import onnx
 
 from yoloseghw.compress.quantize import float_tail
 from yoloseghw.data.inputs import letterboxed
-from yoloseghw.nn.openvino import openvino_core, require_openvino, write_metadata
+from yoloseghw.nn.openvino import CPU_F32, openvino_core, require_openvino, write_metadata
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import replace_folder, scratch_folder, write_errors
@@ -89,6 +89,12 @@ def default_float_nodes(fp32_onnx: Path) -> list[str]:
     return float_tail(onnx.load(str(fp32_onnx), load_external_data=False))
 
 
+def with_parts(nodes: set[str], names: set[str]) -> list[str]:
+    """ONNX node names and the OpenVINO ops their import split them into: a Conv with a bias named N becomes an Add
+    named N and the Convolution `N/WithoutBiases`, so keeping N in float must keep both."""
+    return sorted(nodes | {name for name in names if any(name.startswith(f"{node}/") for node in nodes)})
+
+
 def quantize_openvino(
     fp32_onnx: Path,
     out: Path,
@@ -118,7 +124,7 @@ def quantize_openvino(
     unknown = sorted(set(keep_float) - names)
     if unknown:
         raise UserInputError(f"--keep-float: no node named {', '.join(unknown)} in {fp32_onnx.name}")
-    kept = sorted((set(default_float_nodes(fp32_onnx)) & names) | set(keep_float))
+    kept = with_parts((set(default_float_nodes(fp32_onnx)) & names) | set(keep_float), names)
     shape = [d.get_length() for d in model.inputs[0].get_partial_shape()]
     inputs = letterboxed(images, (shape[2], shape[3]))
     options = {
@@ -188,7 +194,7 @@ def validation_function(
 
 def compiled_f32(model: Any) -> Any:
     """An OpenVINO model compiled for the CPU in f32 (not the CPU's bf16 default), through the process's Core."""
-    return openvino_core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return openvino_core().compile_model(model, "CPU", CPU_F32)
 
 
 def metrics_of_compiled(compiled: Any, validator: Any, reference: Any) -> dict[str, float]:

@@ -11,7 +11,8 @@ line per mix and per stock model).
 
 `--mixes` picks some (e.g. half in each of two processes on two cores); `--reuse` keeps finished runs, so a last
 `--reuse` call over all of them only reports. `--seed` repeats a mix with another seed (its runs are named
-`<mix>-seed<N>`).
+`<mix>-seed<N>`); the stock references stay the seed-0 runs unless `--stock-seed N` trains them with seed N too
+(`stock-det-seed<N>`), so that both sides of a multiple share a seed.
 """
 
 from __future__ import annotations
@@ -62,16 +63,17 @@ def train_mix(mix: str, args: argparse.Namespace, project: Path) -> dict[str, An
 
 
 def train_stock(name: str, args: argparse.Namespace, project: Path) -> dict[str, Any]:
-    refuse_unfinished(project / name, args.reuse)
-    task = STOCK[name]
+    """A stock single-task model (`name` in STOCK) trained with `args.seed`; its run is `name-seed<N>` for N > 0."""
+    task, run = STOCK[name], name + (f"-seed{args.seed}" if args.seed else "")
+    refuse_unfinished(project / run, args.reuse)
     model = f"{args.model}.yaml" if task == "det" else semantic_yaml(args.model)
     data = args.det if task == "det" else args.seg
     seconds = train_or_reuse(
-        project / name,
+        project / run,
         args.reuse,
-        lambda: YOLO(model).train(data=data, project=str(project), name=name, exist_ok=True, **budget(args)),
+        lambda: YOLO(model).train(data=data, project=str(project), name=run, exist_ok=True, **budget(args)),
     )
-    return {"run": name, "train_s": round(seconds), "curves": curves(project / name)}
+    return {"run": run, "train_s": round(seconds), "curves": curves(project / run)}
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -110,7 +112,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         r = results["stock"][name]
         value = f"{r['curves'][task][-1]:.4f}"
         cells = f"{value} | 1.00 | | |" if task == "det" else f" | | {value} | 1.00 |"
-        lines.append(f"| {name} | {cells} | {r['train_s']} |")
+        lines.append(f"| {r['run']} | {cells} | {r['train_s']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -144,17 +146,18 @@ def main() -> None:
     parser.add_argument("--stock", nargs="*", default=list(STOCK), choices=list(STOCK), help="stock models to train")
     parser.add_argument("--project", default="runs/mix")
     parser.add_argument("--reuse", action="store_true", help="keep finished runs in --project (their measured time)")
+    parser.add_argument("--stock-seed", type=int, default=0, help="seed of the stock references (default 0)")
     args = parser.parse_args()
 
     project = Path(args.project).resolve()
     project.mkdir(parents=True, exist_ok=True)
-    stock_seed = argparse.Namespace(**{**vars(args), "seed": 0})  # the references are the seed-0 stock runs
+    stock_seed = argparse.Namespace(**{**vars(args), "seed": args.stock_seed})
     results: dict[str, Any] = {
         "settings": {**vars(args), "torch": torch.__version__, "cpu": platform.processor() or platform.machine()},
         "stock": {name: train_stock(name, stock_seed, project) for name in args.stock},
         "mixes": {mix: train_mix(mix, args, project) for mix in args.mixes},
     }
-    suffix = f"-seed{args.seed}" if args.seed else ""
+    suffix = (f"-seed{args.seed}" if args.seed else "") + (f"-stock{args.stock_seed}" if args.stock_seed else "")
     if len(results["stock"]) == len(STOCK) and results["mixes"]:
         results["summary"] = summary_rows(results)
         table = markdown_table(results)

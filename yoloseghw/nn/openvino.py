@@ -22,6 +22,7 @@ EXTRA = 'pip install -e ".[openvino]"'  # the optional extra that brings openvin
 FOLDER_SUFFIX = "_openvino_model"  # Ultralytics' name for an OpenVINO export folder: best_openvino_model/
 INFO = "model_info"  # the runtime-information section the metadata keys live in (as Ultralytics writes them)
 DEVICES = {"": "CPU", "cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
+CPU_F32 = {"INFERENCE_PRECISION_HINT": "f32"}  # run what was exported, not the CPU's bf16 default
 
 
 def require_openvino() -> Any:
@@ -125,7 +126,7 @@ class OpenVinoBackend(ExportedBackend):
         self.device_name = openvino_device(device, core.available_devices)
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if self.device_name == "CPU":
-            config["INFERENCE_PRECISION_HINT"] = "f32"  # what was exported, not the CPU's bf16 default
+            config.update(CPU_F32)
             if threads:
                 config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(model, self.device_name, config)
