@@ -3,7 +3,10 @@ openvino`).
 
 The FP32 OpenVINO model of the checkpoint is calibrated on training images of BOTH datasets, letterboxed as at
 inference (the same `--calib` sample as ONNX Runtime's INT8). NNCF's MIXED preset (symmetric weights, asymmetric
-activations) quantizes the convolutions and the ops around them; the nodes kept in float are chosen by measurement
+activations) quantizes the convolutions and the ops around them. Each activation's INT8 range is the min and max it
+took over the calibration images (NNCF's MINMAX estimator, as ONNX Runtime's MinMax calibration): NNCF's default
+estimator, which averages per-image ranges, clips the rare large activations and cost the 20-epoch model 5% of
+its mAP50-95, MINMAX under 1% (docs/benchmarks.md). The nodes kept in float are chosen by measurement too
 (docs/benchmarks.md): by default the tails (the box decode, the score concat, the semantic upsample + argmax), as for
 ONNX Runtime, and any node named in `keep_float`. With an `AccuracyControl` (`--accuracy-aware`), NNCF's
 accuracy-controlled quantization returns layers to float, those whose INT8 error on val images is largest first,
@@ -31,6 +34,7 @@ from yoloseghw.utils.files import replace_folder, scratch_folder, write_errors
 from yoloseghw.utils.metrics import MAP50_95, MIOU
 
 PRESET = "mixed"  # NNCF preset: symmetric INT8 weights, asymmetric INT8 activations
+RANGES = "min-max"  # how activation ranges are calibrated: the extremes over all calibration images
 RANKING_IMAGES = 60  # val images (half from each set) whose INT8 output error ranks the layers to return to float
 MAX_REVERTS = 20  # layer groups the accuracy-aware mode may return to float (a full validation each)
 
@@ -119,6 +123,8 @@ def quantize_openvino(
         UserInputError: openvino or nncf missing, or a `keep_float` name the graph does not have.
     """
     ov, nncf = require_openvino(), require_nncf()
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
     model = openvino_core().read_model(str(fp32_onnx))
     names = {op.get_friendly_name() for op in model.get_ops()}
     unknown = sorted(set(keep_float) - names)
@@ -131,6 +137,9 @@ def quantize_openvino(
         "preset": nncf.QuantizationPreset.MIXED,
         "subset_size": len(inputs),
         "ignored_scope": nncf.IgnoredScope(names=kept, validate=False),
+        "advanced_parameters": nncf.AdvancedQuantizationParameters(
+            activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
+        ),
     }
     status = console.status(f"Calibrating on {len(inputs)} images and quantizing to INT8 with NNCF ...")
     with status, nncf_warnings_only(nncf):
@@ -142,7 +151,8 @@ def quantize_openvino(
             mode = f"accuracy-aware: {kept_line}"
             console.print(f"NNCF accuracy-aware INT8 (at most {control.max_drop:.0%} lost per task): {kept_line}")
     meta = {p.key: p.value for p in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
-    extra = {"calibration": f"{len(inputs)} images of both datasets, NNCF {PRESET}, {mode}", "float_nodes": len(kept)}
+    calibration = f"{len(inputs)} images of both datasets, NNCF {PRESET}, {RANGES} ranges, {mode}"
+    extra = {"calibration": calibration, "float_nodes": len(kept)}
     write_metadata(quantized, {**meta, "format": "openvino", "precision": "int8", **extra})
     with scratch_folder(out, "openvino-int8") as tmp:
         folder = tmp / out.name
