@@ -137,17 +137,25 @@ def quantize_openvino(
         "preset": nncf.QuantizationPreset.MIXED,
         "subset_size": len(inputs),
         "ignored_scope": nncf.IgnoredScope(names=kept, validate=False),
-        "advanced_parameters": nncf.AdvancedQuantizationParameters(
-            activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
-        ),
     }
+    ranges = nncf.AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
     status = console.status(f"Calibrating on {len(inputs)} images and quantizing to INT8 with NNCF ...")
     with status, nncf_warnings_only(nncf):
         if control is None:
-            quantized, mode = nncf.quantize(model, nncf.Dataset(inputs), **options), "post-training"
+            quantized, mode = (
+                nncf.quantize(model, nncf.Dataset(inputs), advanced_parameters=ranges, **options),
+                "post-training",
+            )
         else:
             checks = letterboxed(control.images, (shape[2], shape[3]))
-            quantized, kept_line = accuracy_controlled(nncf, model, nncf.Dataset(inputs), checks, control, options)
+            quantized, kept_line = accuracy_controlled(
+                nncf,
+                model,
+                nncf.Dataset(inputs),
+                checks,
+                control,
+                {**options, "advanced_quantization_parameters": ranges},
+            )
             mode = f"accuracy-aware: {kept_line}"
             console.print(f"NNCF accuracy-aware INT8 (at most {control.max_drop:.0%} lost per task): {kept_line}")
     meta = {p.key: p.value for p in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
