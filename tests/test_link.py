@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from ultralytics.cfg import get_cfg
+from ultralytics.utils.tal import make_anchors
 
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
@@ -164,19 +165,41 @@ def test_a_direction_of_weight_zero_has_no_term_and_runs_no_other_head():
     assert torch.equal(class_rows_grad(model.model[-1], 3), torch.zeros(3))
 
 
-def test_mask_term_rewards_the_anchor_of_a_separable_component_only():
-    """With a pseudo-box the term pulls the car score up at the anchor nearest its centre; a mask of two touching
-    cars gives no pseudo-box, and a detector that fires nowhere yet gets no push at all (no "no objects here")."""
+def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_only():
+    """A pseudo-box goes through Ultralytics' task-aligned assigner, branch by branch: the term pulls the car score
+    up (and only the car score) at anchors whose centres lie in the car, and teaches their boxes; a mask of two
+    touching cars gives no pseudo-box, and a detector that fires nowhere yet gets no push at all."""
     model = tiny_model()
     batch = seg_batch()
     det, _ = model.forward_heads(batch["img"], ("det", "seg"))
+    for branch in ("one2many", "one2one"):
+        det[branch]["scores"].retain_grad()
+        det[branch]["boxes"].retain_grad()
     term = MasksTeachBoxes(LINK, 1.0)
     with_box = term(model, (det, None), batch)
+    with_box.backward()
+    centres = anchor_centres(det["one2many"]["feats"], model.model[-1].stride)
+    inside = (centres[:, 0] > 8) & (centres[:, 0] < 28) & (centres[:, 1] > 10) & (centres[:, 1] < 26)
+    for branch in ("one2many", "one2one"):
+        grad = det[branch]["scores"].grad  # [B, nc, anchors]
+        pulled = grad[:, CAR_DET] < 0
+        assert bool(inside[pulled.nonzero()[:, 1]].all()), branch
+        per_image = pulled.sum(1).tolist()  # one-to-one: its assigner's one anchor per box; one-to-many: several
+        assert per_image == [1, 1] if branch == "one2one" else min(per_image) > 1, (branch, per_image)
+        assert not (grad[:, CAR_DET] > 0).any() and torch.equal(grad[:, 1:], torch.zeros_like(grad[:, 1:]))
+        assert det[branch]["boxes"].grad.abs().sum() > 0  # the assigned anchors learn the box
     merged = dict(batch, semantic_mask=batch["semantic_mask"].clone())
     merged["semantic_mask"][:, 26:42, 28:48] = CAR_SEG  # a second car touching the first one's corner
     assert term.pseudo_boxes(batch["semantic_mask"][0].numpy()) == [(CAR_DET, (8, 10, 28, 26))]
     assert term.pseudo_boxes(merged["semantic_mask"][0].numpy()) == []
-    assert float(with_box) > 0 and float(term(model, (det, None), merged)) == 0
+    det, _ = model.forward_heads(batch["img"], ("det", "seg"))
+    assert float(with_box.detach()) > 0 and float(term(model, (det, None), merged).detach()) == 0
+
+
+def anchor_centres(feats: list[torch.Tensor], strides: torch.Tensor) -> torch.Tensor:
+    """[anchors, 2] Detect's anchor centres in pixels, level after level."""
+    points, steps = make_anchors(feats, strides, 0.5)
+    return points * steps
 
 
 def test_only_confident_boxes_over_other_classes_pixels_are_pushed_down():

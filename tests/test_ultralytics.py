@@ -186,3 +186,30 @@ def test_parse_model_resolution_and_layer_attributes():
 def test_detection_model_forward_goes_through_predict():
     """DetSegModel overrides the public `predict`: BaseModel.forward still calls it for an image tensor."""
     assert "self.predict(" in source(ultralytics_tasks.BaseModel.forward), MOVED
+
+
+@pytest.mark.parametrize("cfg", ["yolo26n.yaml", "yolo11n.yaml"])
+def test_detection_loss_branches_and_their_assignment(cfg):
+    """E2ELoss keeps its branch losses and gains as attributes (one2many, one2one, o2m, o2o); each branch's
+    v8DetectionLoss returns its task-aligned assignment from get_assigned_targets_and_loss."""
+    import torch
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.loss import v8DetectionLoss
+
+    torch.manual_seed(0)
+    model = DetectionModel(cfg, nc=2, verbose=False)
+    model.args = get_cfg()
+    loss = model.init_criterion()
+    preds = model.train()(torch.rand(2, 3, 64, 64))
+    preds = preds if isinstance(preds, dict) and "one2one" in preds else loss.parse_output(preds)
+    branches = touch.detection_loss_branches(loss, preds)
+    assert len(branches) == (2 if "one2one" in preds else 1), MOVED
+    assert abs(sum(gain for gain, _, _ in branches) - 1.0) < 1e-6, MOVED
+    batch = {"batch_idx": torch.tensor([0.0]), "cls": torch.tensor([[1.0]]), "bboxes": torch.tensor([[0.5] * 4])}
+    for _, branch, out in branches:
+        assert isinstance(branch, v8DetectionLoss), MOVED
+        fg, gt_index, boxes, box_loss, cls_gain = touch.assigned_box_loss(branch, out, batch)
+        assert fg.shape == gt_index.shape == boxes.shape[:2] and fg[0].any() and not fg[1].any(), MOVED
+        assert torch.allclose(boxes[0][fg[0]], torch.tensor([16.0, 16.0, 48.0, 48.0])), MOVED  # pixels, xyxy
+        assert box_loss.requires_grad and cls_gain == get_cfg().cls, MOVED

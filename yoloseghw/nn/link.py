@@ -10,7 +10,8 @@ labels teach the other head, for the linked classes only. Two loss terms (nn/los
   MAX_OVERLAP of its labelled pixels) is pushed to "not this class"; anchors the detector does not fire on get no
   signal, so nothing teaches "no objects here". Connected components of the class's mask that pass a size and fill
   test (so that two touching instances, merged into one component, are never taken for one) become pseudo-boxes:
-  the anchor nearest each one's centre, at the level its size suits, learns the class and the box.
+  Ultralytics' task-aligned assigner (the detection loss's own, per branch) picks their anchors, which learn the
+  box through that loss's own box terms, and the class (towards their box's IoU) on that class's channel only.
 
 Only linked classes are touched: an unlinked semantic class (its logit) and an unlinked detection class (its score
 channel) get exactly zero gradient from the other dataset's images. The probability of a linked semantic class is
@@ -26,10 +27,12 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import dist2bbox, make_anchors
 
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.metrics import IGNORE
+from yoloseghw.utils.ultralytics import assigned_box_loss, detection_loss_branches
 
 if TYPE_CHECKING:
     from yoloseghw.nn.tasks import DetSegModel
@@ -183,39 +186,33 @@ class MasksTeachBoxes(LinkTerm):
     name, task = MASK2BOX_LOSS, "seg"
 
     def __call__(self, model: DetSegModel, preds: tuple[Any, Any], batch: dict) -> torch.Tensor:
-        """`weight` x the term, summed over the batch's images (YOLO26: the mean over its one-to-one and one-to-many
-        branches, both of which its own loss trains)."""
+        """`weight` x the term, summed over the batch's images. Each branch Detect trains (YOLO26: one-to-many and
+        one-to-one) counts with the gain the model's own detection loss gives it at this epoch."""
         det = preds[0]
         if batch["task"] != "seg" or det is None:
             return torch.zeros((), device=batch["img"].device)
         detect = model.model[-1]
-        branches = [det[k] for k in ("one2one", "one2many")] if "one2one" in det else [det]
-        labels = batch["semantic_mask"].to(branches[0]["scores"].device)
-        grid = AnchorGrid(branches[0]["feats"], detect.stride)
+        labels = batch["semantic_mask"].to(detect.stride.device)
         pseudo = [self.pseudo_boxes(mask) for mask in labels.cpu().numpy()]
-        terms = [
-            self.branch_term(b["scores"].float(), b["boxes"].float(), labels, pseudo, grid, detect) for b in branches
-        ]
-        return self.weight * torch.stack(terms).mean()
+        total = labels.new_zeros((), dtype=torch.float)
+        if getattr(model, "criterion", None) is None:
+            model.criterion = model.init_criterion()
+        for gain, criterion, out in detection_loss_branches(model.criterion.det, det):
+            xyxy = pixel_boxes(out, detect)
+            push = self.push_term(out["scores"].float(), xyxy, labels)
+            total = total + gain * (push + pseudo_box_term(criterion, out, xyxy, pseudo, labels.shape[-2:]))
+        return self.weight * total
 
     def pseudo_boxes(self, mask: np.ndarray) -> list[tuple[int, tuple[int, int, int, int]]]:
         """(detection class, box) for the separable components of each semantic class linked to one detection class
         only (a component of a class several detection classes link to could be any of them)."""
         return [(dets[0], box) for s, dets in self.by_seg.items() if len(dets) == 1 for box in components(mask, s)]
 
-    def branch_term(
-        self,
-        scores: torch.Tensor,
-        boxes: torch.Tensor,
-        labels: torch.Tensor,
-        pseudo: list[list[tuple[int, tuple[int, int, int, int]]]],
-        grid: AnchorGrid,
-        detect: Any,
-    ) -> torch.Tensor:
-        """The term for one branch of Detect's outputs (scores [B, nc, anchors], raw boxes [B, 4 * reg_max, anchors])
-        on label maps [B, H, W], summed over the images."""
+    def push_term(self, scores: torch.Tensor, xyxy: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The push to "not this class" of the confident boxes of a linked class over (almost) none of its pixels,
+        on one branch's scores [B, nc, anchors] and boxes [B, anchors, 4] (pixels) over label maps [B, H, W], summed
+        over the images (each image's term a mean over its pushed scores)."""
         total = scores.new_zeros(())
-        xyxy = grid.boxes(detect.dfl(boxes.detach()))  # [B, anchors, 4] pixels
         for i in range(scores.shape[0]):
             terms, cover = [], None
             for s, dets in self.by_seg.items():
@@ -224,21 +221,50 @@ class MasksTeachBoxes(LinkTerm):
                     continue
                 cover = cover or BoxCover(labels[i], xyxy[i])  # counted once per image, for every linked class
                 wrong = cover.wrong(probs, s)
-                if wrong.any():  # confident boxes of these classes over (almost) none of their pixels
+                if wrong.any():
                     pushed = scores[i][dets][wrong]
                     terms.append(F.binary_cross_entropy_with_logits(pushed, torch.zeros_like(pushed)))
-            for cls, box in pseudo[i]:
-                anchor = grid.nearest(box)
-                if anchor is None:
-                    continue
-                x0, y0, x1, y1 = box
-                (cx, cy), stride = grid.centres[anchor].tolist(), float(grid.strides[anchor])
-                target = scores.new_tensor([cx - x0, cy - y0, x1 - cx, y1 - cy]) / stride
-                terms.append(F.binary_cross_entropy_with_logits(scores[i, cls, anchor], scores.new_tensor(1.0)))
-                terms.append(F.l1_loss(detect.dfl(boxes[i : i + 1, :, anchor : anchor + 1])[0, :, 0], target))
             if terms:
                 total = total + torch.stack(terms).mean()
         return total
+
+
+def pseudo_box_term(
+    criterion: Any,
+    out: dict,
+    xyxy: torch.Tensor,
+    pseudo: list[list[tuple[int, tuple[int, int, int, int]]]],
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """The pseudo-boxes as detection targets of one branch, assigned to anchors by the branch's own task-aligned
+    assigner and its own box loss (Ultralytics' v8DetectionLoss, with its gains), summed over the images as its loss
+    is. The class term is BCE on the assigned anchors' own class only, towards the IoU of their box with the
+    pseudo-box: Ultralytics' class loss would also teach every other anchor and class "no object", and a mask image
+    may not teach that.
+
+    Args:
+        criterion: the branch's Ultralytics detection loss (v8DetectionLoss).
+        out: the branch's outputs ("boxes", "scores" [B, nc, anchors], "feats").
+        xyxy: [B, anchors, 4] the branch's decoded boxes in pixels (detached).
+        pseudo: each image's (detection class, (x0, y0, x1, y1) pixels).
+        size: the label maps' (H, W), the network input's.
+    """
+    rows = [(i, c, box) for i, boxes in enumerate(pseudo) for c, box in boxes]
+    if not rows:
+        return xyxy.new_zeros(())
+    h, w = size
+    targets = xyxy.new_tensor(
+        [[i, c, (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h] for i, c, (x0, y0, x1, y1) in rows]
+    )
+    batch = {"batch_idx": targets[:, 0], "cls": targets[:, 1:2], "bboxes": targets[:, 2:]}
+    fg, gt_index, target_boxes, box_loss, cls_gain = assigned_box_loss(criterion, out, batch)
+    image, anchor = fg.nonzero(as_tuple=True)
+    per_image = [[c for j, c, _ in rows if j == i] for i in range(len(pseudo))]  # in the order Ultralytics pads them
+    classes = torch.tensor([per_image[i][k] for i, k in zip(image.tolist(), gt_index[image, anchor].tolist())])
+    logits = out["scores"][image, classes.to(image.device), anchor].float()
+    quality = bbox_iou(xyxy[image, anchor], target_boxes[image, anchor], xywh=False).view(-1).clamp(min=0).detach()
+    cls = F.binary_cross_entropy_with_logits(logits, quality, reduction="sum") / quality.sum().clamp(min=1)
+    return (box_loss + cls_gain * cls) * len(pseudo)
 
 
 class BoxCover:
@@ -268,31 +294,9 @@ class BoxCover:
         return (probs > CONFIDENT) & off
 
 
-class AnchorGrid:
-    """Detect's anchors, level after level as it flattens them (Ultralytics' make_anchors): each one's pixel centre
-    and stride."""
-
-    def __init__(self, feats: list[torch.Tensor], strides: torch.Tensor):
-        self.levels = strides.tolist()
-        self.sizes = [(int(f.shape[2]), int(f.shape[3])) for f in feats]
-        self.starts = np.cumsum([0] + [hh * ww for hh, ww in self.sizes])
-        sizes = torch.tensor(self.sizes, dtype=torch.float, device=feats[0].device)
-        self.points, steps = make_anchors(sizes, self.levels, 0.5)  # [anchors, 2] in strides
-        self.centres, self.strides = self.points * steps, steps[:, 0]  # [anchors, 2] pixels, [anchors]
-
-    def boxes(self, ltrb: torch.Tensor) -> torch.Tensor:
-        """[B, anchors, 4] pixel boxes (x0, y0, x1, y1) from distances [B, 4, anchors] in strides (Ultralytics'
-        dist2bbox, as Detect decodes them)."""
-        xyxy = dist2bbox(ltrb, self.points.T.unsqueeze(0), xywh=False, dim=1) * self.strides
-        return xyxy.permute(0, 2, 1)
-
-    def nearest(self, box: tuple[int, int, int, int]) -> int | None:
-        """The flat index of the anchor nearest a box's centre at the level whose stride suits its size (its longer
-        side between 2 and 16 strides; the finest level that fits)."""
-        x0, y0, x1, y1 = box
-        side, cx, cy = max(x1 - x0, y1 - y0), (x0 + x1) / 2, (y0 + y1) / 2
-        for level, (stride, (hh, ww)) in enumerate(zip(self.levels, self.sizes)):
-            if 2 * stride <= side <= 16 * stride or level == len(self.levels) - 1 and side > 16 * stride:
-                gx, gy = min(int(cx // stride), ww - 1), min(int(cy // stride), hh - 1)
-                return int(self.starts[level] + gy * ww + gx)
-        return None
+def pixel_boxes(out: dict, detect: Any) -> torch.Tensor:
+    """[B, anchors, 4] a branch's boxes (x0, y0, x1, y1 pixels, detached) as Detect decodes them: Ultralytics'
+    make_anchors and dist2bbox over its DFL's distances."""
+    points, steps = make_anchors(out["feats"], detect.stride, 0.5)  # [anchors, 2] in strides, [anchors, 1]
+    ltrb = detect.dfl(out["boxes"].detach().float())
+    return (dist2bbox(ltrb, points.T.unsqueeze(0), xywh=False, dim=1) * steps.T).permute(0, 2, 1)

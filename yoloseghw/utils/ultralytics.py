@@ -214,6 +214,31 @@ def prepare_validator(validator: Any, data: dict, device: Any, names: dict[int, 
     validator.init_metrics(SimpleNamespace(names=names, end2end=end2end))
 
 
+# ----------------------------------------------------------------------------------------------------- losses
+def detection_loss_branches(loss: Any, preds: dict) -> list[tuple[float, Any, dict]]:
+    """(gain, the branch's v8DetectionLoss, the branch's outputs) for each branch of Detect's outputs `preds` that
+    Ultralytics' detection loss `loss` trains: YOLO26's one-to-many and one-to-one with the gains E2ELoss gives them
+    at this step, or the one branch of other families (gain 1).
+
+    Why: E2ELoss keeps its branch losses and their decaying gains as attributes (`one2many`, `one2one`, `o2m`,
+    `o2o`) and has no method that assigns targets branch by branch."""
+    if "one2one" in preds:
+        return [(loss.o2m, loss.one2many, preds["one2many"]), (loss.o2o, loss.one2one, preds["one2one"])]
+    return [(1.0, loss, preds)]
+
+
+def assigned_box_loss(loss: Any, preds: dict, batch: dict) -> tuple[Any, Any, Any, Any, float]:
+    """Ultralytics' task-aligned assignment and box loss of one detection branch for `batch`'s boxes
+    ("batch_idx", "cls", normalised xywh "bboxes"): the foreground [B, anchors], the index of each anchor's box among
+    its image's boxes [B, anchors], the assigned boxes [B, anchors, 4] (xyxy pixels), the box + DFL loss (gains
+    applied, not multiplied by the batch size) and the class gain.
+
+    Why: v8DetectionLoss returns its assignment only from `get_assigned_targets_and_loss`, and keeps its gains on
+    `hyp`."""
+    (fg, gt_index, boxes, _, _), losses, _ = loss.get_assigned_targets_and_loss(preds, batch)
+    return fg, gt_index, boxes, losses[0] + losses[2], float(loss.hyp.cls)
+
+
 # ----------------------------------------------------------------------------------------------------- trainer
 class TrainerHooks(DetectionTrainer):
     """Ultralytics' DetectionTrainer whose private set-up steps call overridable public hooks.
