@@ -140,3 +140,16 @@ def test_merge_joint_puts_det_images_first():
     batch = merge_joint(det, seg)
     assert batch["n_det"] == 2 and batch["img"].shape[0] == 3 and batch["img"][2].min() == 1
     assert batch["im_file"] == ["a", "b", "c"] and batch["cls"].shape == (3, 1) and "semantic_mask" in batch
+
+
+def test_task_mix_benchmark_names_its_runs_by_mix_and_seed():
+    """benchmarks/task_mix.py: seed-0 runs keep their plain names (so earlier runs are reused), others carry the
+    seed; the report file names both seeds."""
+    from yoloseghw.experiments.task_mix import run_name, seeded
+
+    assert [run_name("1:1", 0), run_name("temp:0.5", 1), run_name("auto", 2)] == [
+        "mix-1to1",
+        "mix-temp0.5-seed1",
+        "mix-auto-seed2",
+    ]
+    assert seeded("", 1) + seeded("", 3, "stock") == "-seed1-stock3" and seeded("stock-det", 0) == "stock-det"

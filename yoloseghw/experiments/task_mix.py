@@ -36,9 +36,14 @@ MIXES = ("auto", "1:1", "temp:0.5")
 STOCK = {"stock-det": "det", "stock-sem": "seg"}
 
 
+def seeded(name: str, seed: int, tag: str = "seed") -> str:
+    """`name` with '-seed<N>' (or '-<tag><N>') for a seed other than 0: seed-0 runs keep their plain names."""
+    return f"{name}-{tag}{seed}" if seed else name
+
+
 def run_name(mix: str, seed: int) -> str:
     """The run folder of a mix: 'mix-1to1', 'mix-temp0.5', and '-seed1' for a seed other than 0."""
-    return "mix-" + mix.replace(":", "to").replace("tempto", "temp") + (f"-seed{seed}" if seed else "")
+    return seeded("mix-" + mix.replace(":", "to").replace("tempto", "temp"), seed)
 
 
 def curves(run: Path) -> dict[str, list[float]]:
@@ -64,7 +69,7 @@ def train_mix(mix: str, args: argparse.Namespace, project: Path) -> dict[str, An
 
 def train_stock(name: str, args: argparse.Namespace, project: Path) -> dict[str, Any]:
     """A stock single-task model (`name` in STOCK) trained with `args.seed`; its run is `name-seed<N>` for N > 0."""
-    task, run = STOCK[name], name + (f"-seed{args.seed}" if args.seed else "")
+    task, run = STOCK[name], seeded(name, args.seed)
     refuse_unfinished(project / run, args.reuse)
     model = f"{args.model}.yaml" if task == "det" else semantic_yaml(args.model)
     data = args.det if task == "det" else args.seg
@@ -157,7 +162,7 @@ def main() -> None:
         "stock": {name: train_stock(name, stock_seed, project) for name in args.stock},
         "mixes": {mix: train_mix(mix, args, project) for mix in args.mixes},
     }
-    suffix = (f"-seed{args.seed}" if args.seed else "") + (f"-stock{args.stock_seed}" if args.stock_seed else "")
+    suffix = seeded("", args.seed) + seeded("", args.stock_seed, "stock")
     if len(results["stock"]) == len(STOCK) and results["mixes"]:
         results["summary"] = summary_rows(results)
         table = markdown_table(results)
