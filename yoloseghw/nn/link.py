@@ -195,9 +195,7 @@ class MasksTeachBoxes(LinkTerm):
         labels = batch["semantic_mask"].to(detect.stride.device)
         pseudo = [self.pseudo_boxes(mask) for mask in labels.cpu().numpy()]
         total = labels.new_zeros((), dtype=torch.float)
-        if getattr(model, "criterion", None) is None:
-            model.criterion = model.init_criterion()
-        for gain, criterion, out in detection_loss_branches(model.criterion.det, det):
+        for gain, criterion, out in detection_loss_branches(model.built_criterion().det, det):
             xyxy = pixel_boxes(out, detect)
             push = self.push_term(out["scores"].float(), xyxy, labels)
             total = total + gain * (push + pseudo_box_term(criterion, out, xyxy, pseudo, labels.shape[-2:]))

@@ -132,16 +132,21 @@ class DetSegModel(DetectionModel):
         """Both tasks' Ultralytics losses, each applied only to the images labelled for it."""
         return DetSegLoss(self)
 
+    def built_criterion(self) -> DetSegLoss:
+        """The model's loss (`criterion`), built on first use as Ultralytics' BaseModel.loss builds it."""
+        if getattr(self, "criterion", None) is None:
+            self.criterion = self.init_criterion()
+        return self.criterion
+
     def loss(self, batch: dict, preds: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of the task(s) the batch is labelled for (`batch['task']`: 'det', 'seg' or 'joint'), plus each extra
         term of `loss_term_names` that is active (in `loss_terms`, training only; zero otherwise), logged per image."""
-        if getattr(self, "criterion", None) is None:
-            self.criterion = self.init_criterion()
+        criterion = self.built_criterion()
         if preds is None:
             heads = self.training_heads(batch["task"])
             quiet = tuple(h for h in heads if h not in BATCH_TASKS[batch["task"]])
             preds = self.forward_heads(batch["img"], heads, batch.get("n_det"), quiet)
-        loss, items = self.criterion(preds, batch)
+        loss, items = criterion(preds, batch)
         terms = self.active_terms()
         for name in getattr(self, "loss_term_names", ()):
             term = terms[name](self, preds, batch) if name in terms else torch.zeros((), device=loss.device)
