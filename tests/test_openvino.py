@@ -181,7 +181,7 @@ def test_lowrank_keeps_both_heads_trains_a_step_and_exports(weights, tiny_pair, 
     from yoloseghw.compress.lowrank import FactorizedConv
 
     pt = Path(shutil.copy(weights, tmp_path / "w.pt"))
-    args = ["--method", "lowrank", "--rank", "0.5", "--min-gain", "1.0", "--max-error", "1.0"]
+    args = ["--method", "lowrank", "--rank", "0.5", "--min-gain", "0", "--max-error", "1.0"]
     result = run("compress", "--weights", pt, *args, "--det", tiny_pair[0], "--seg", tiny_pair[1],
                  "--finetune-epochs", "1", "--batch", "4")  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -208,6 +208,25 @@ def test_a_factorized_convolution_is_the_same_function_at_full_rank():
     full = FactorizedConv(conv, 24).eval()
     assert torch.allclose(full(x), conv(x), atol=1e-4)
     assert FactorizedConv(conv, 8).pre.out_channels == 8
+
+
+@pytest.mark.parametrize("min_gain", [0.0, 1.0, 1.1])
+def test_lowrank_takes_a_gain_of_zero_or_at_least_one(min_gain):
+    from yoloseghw.compress.lowrank import check_options
+
+    check_options(0.5, 0.5, min_gain)
+
+
+OUT_OF_RANGE = [(0, 0.5, 1.1), (1, 0.5, 1.1), (0.5, 0, 1.1), (0.5, 1.5, 1.1), (0.5, 0.5, 0.5), (0.5, 0.5, -1)]
+
+
+@pytest.mark.parametrize("rank, max_error, min_gain", [*OUT_OF_RANGE, (0.5, 0.5, float("nan"))])
+def test_lowrank_options_out_of_range_are_user_errors(rank, max_error, min_gain):
+    from yoloseghw.compress.lowrank import check_options
+    from yoloseghw.utils.errors import UserInputError
+
+    with pytest.raises(UserInputError):
+        check_options(rank, max_error, min_gain)
 
 
 def test_openvino_bad_input_is_one_line(weights, tmp_path):

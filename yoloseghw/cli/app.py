@@ -406,7 +406,9 @@ def compress(
     max_error: float = typer.Option(
         MAX_ERROR, help="lowrank: the largest relative weight error of a factorized layer."
     ),
-    min_gain: float = typer.Option(MIN_GAIN, help="lowrank: the smallest measured speed-up that factorizes a layer."),
+    min_gain: float = typer.Option(
+        MIN_GAIN, help="lowrank: the smallest measured speed-up that factorizes a layer (0: any speed)."
+    ),
     force: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """Write a compressed variant: a pruned or low-rank checkpoint, an INT8 ONNX or OpenVINO model, an FP16 ONNX."""

@@ -4,7 +4,8 @@ from the truncated SVD of its weight reshaped to [C_out, C_in * k * k].
 Which layers are factorized is measured, not guessed: every plain convolution (Ultralytics' Conv, groups 1) is timed
 as it is and factorized at the rank asked for, on the shape it sees at the model's input size, and it is replaced
 only where the factorized pair runs faster by at least `min_gain` and keeps the weight within `max_error` (the
-relative Frobenius error of the truncated SVD). Each head's output convolutions (plain nn.Conv2d) keep their class
+relative Frobenius error of the truncated SVD). A `min_gain` of 0 factorizes every layer within `max_error`, whatever
+its speed (a smaller model, not a faster one). Each head's output convolutions (plain nn.Conv2d) keep their class
 counts. The result is a checkpoint of the module itself, fine-tuned like a pruned one.
 """
 
@@ -74,13 +75,14 @@ class Choice:
 
 
 def check_options(rank: float, max_error: float, min_gain: float) -> None:
-    """UserInputError for a rank share outside (0, 1), an error budget outside (0, 1], a gain below 1."""
+    """UserInputError for a rank share outside (0, 1), an error budget outside (0, 1], a gain that is neither 0 (any
+    speed) nor at least 1."""
     if not (math.isfinite(rank) and 0 < rank < 1):
         raise UserInputError(f"--rank is the share of each layer's rank to keep: between 0 and 1, got {rank}")
     if not (math.isfinite(max_error) and 0 < max_error <= 1):
         raise UserInputError(f"--max-error is a relative weight error: between 0 and 1, got {max_error}")
-    if not (math.isfinite(min_gain) and min_gain >= 1):
-        raise UserInputError(f"--min-gain is a speed-up: at least 1, got {min_gain}")
+    if not (math.isfinite(min_gain) and (min_gain == 0 or min_gain >= 1)):
+        raise UserInputError(f"--min-gain is a speed-up: at least 1, or 0 for any speed, got {min_gain}")
 
 
 def truncated_rank(conv: nn.Conv2d, share: float) -> int:
