@@ -167,8 +167,9 @@ def test_a_direction_of_weight_zero_has_no_term_and_runs_no_other_head():
 
 def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_only():
     """A pseudo-box goes through Ultralytics' task-aligned assigner, branch by branch: the term pulls the car score
-    up (and only the car score) at anchors whose centres lie in the car, and teaches their boxes; a mask of two
-    touching cars gives no pseudo-box, and a detector that fires nowhere yet gets no push at all."""
+    up (and only the car score) at anchors whose centres lie in the car, and teaches their boxes; the anchors centred
+    on labelled pixels outside the car's box are pushed down, as the detection loss's negatives are, and no others.
+    A mask of two touching cars gives no pseudo-box: only the negatives outside both cars' boxes are taught."""
     model = tiny_model()
     batch = seg_batch()
     det, _ = model.forward_heads(batch["img"], ("det", "seg"))
@@ -179,21 +180,28 @@ def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_
     with_box = term(model, (det, None), batch)
     with_box.backward()
     centres = anchor_centres(det["one2many"]["feats"], model.model[-1].stride)
+    x, y = centres.long().unbind(1)
     inside = (centres[:, 0] > 8) & (centres[:, 0] < 28) & (centres[:, 1] > 10) & (centres[:, 1] < 26)
+    background = (batch["semantic_mask"][0, y, x] != 255) & ~((x >= 8) & (x < 28) & (y >= 10) & (y < 26))
     for branch in ("one2many", "one2one"):
         grad = det[branch]["scores"].grad  # [B, nc, anchors]
         pulled = grad[:, CAR_DET] < 0
         assert bool(inside[pulled.nonzero()[:, 1]].all()), branch
         per_image = pulled.sum(1).tolist()  # one-to-one: its assigner's one anchor per box; one-to-many: several
         assert per_image == [1, 1] if branch == "one2one" else min(per_image) > 1, (branch, per_image)
-        assert not (grad[:, CAR_DET] > 0).any() and torch.equal(grad[:, 1:], torch.zeros_like(grad[:, 1:]))
+        assert torch.equal(grad[:, CAR_DET] > 0, background.expand(2, -1)), branch  # the negatives, all of them
+        assert torch.equal(grad[:, 1:], torch.zeros_like(grad[:, 1:]))
         assert det[branch]["boxes"].grad.abs().sum() > 0  # the assigned anchors learn the box
     merged = dict(batch, semantic_mask=batch["semantic_mask"].clone())
     merged["semantic_mask"][:, 26:42, 28:48] = CAR_SEG  # a second car touching the first one's corner
     assert term.pseudo_boxes(batch["semantic_mask"][0].numpy()) == [(CAR_DET, (8, 10, 28, 26))]
     assert term.pseudo_boxes(merged["semantic_mask"][0].numpy()) == []
     det, _ = model.forward_heads(batch["img"], ("det", "seg"))
-    assert float(with_box.detach()) > 0 and float(term(model, (det, None), merged).detach()) == 0
+    det["one2many"]["scores"].retain_grad()
+    term(model, (det, None), merged).backward()
+    grad = det["one2many"]["scores"].grad[:, CAR_DET]
+    in_either = ((x >= 8) & (x < 28) & (y >= 10) & (y < 26)) | ((x >= 28) & (x < 48) & (y >= 26) & (y < 42))
+    assert not (grad < 0).any() and (grad > 0).any() and not (grad[:, in_either] != 0).any()
 
 
 def anchor_centres(feats: list[torch.Tensor], strides: torch.Tensor) -> torch.Tensor:

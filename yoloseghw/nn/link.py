@@ -7,11 +7,14 @@ labels teach the other head, for the linked classes only. Two loss terms (nn/los
   maxima are pulled to 1); outside every such box, the class is absent (a box set labels all its instances).
 - **Masks teach boxes** (`mask2box_loss`, on segmentation batches). For a detection class linked to a semantic class:
   a confident box of that class (score above CONFIDENT) whose area holds almost none of the class's pixels (under
-  MAX_OVERLAP of its labelled pixels) is pushed to "not this class"; anchors the detector does not fire on get no
-  signal, so nothing teaches "no objects here". Connected components of the class's mask that pass a size and fill
-  test (so that two touching instances, merged into one component, are never taken for one) become pseudo-boxes:
-  Ultralytics' task-aligned assigner (the detection loss's own, per branch) picks their anchors, which learn the
-  box through that loss's own box terms, and the class (towards their box's IoU) on that class's channel only.
+  MAX_OVERLAP of its labelled pixels) is pushed to "not this class". Connected components of the class's mask that
+  pass a size and fill test (so that two touching instances, merged into one component, are never taken for one)
+  become pseudo-boxes: Ultralytics' task-aligned assigner (the detection loss's own, per branch) picks their anchors,
+  which learn the box through that loss's own box terms, and the class (towards their box's IoU) on that class's
+  channel only. The anchors a box label set would make negatives of the class are taught "not this class" as the
+  detection loss teaches them: those centred on a labelled pixel outside the bounding box of every component of the
+  class (of any size), where no box of the class could be and the assigner could not pick them. Anchors centred on
+  unlabelled pixels (255) or inside a component's bounding box that is no pseudo-box get no class signal.
 
 Only linked classes are touched: an unlinked semantic class (its logit) and an unlinked detection class (its score
 channel) get exactly zero gradient from the other dataset's images. The probability of a linked semantic class is
@@ -32,7 +35,7 @@ from ultralytics.utils.tal import dist2bbox, make_anchors
 
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.metrics import IGNORE
-from yoloseghw.utils.ultralytics import assigned_box_loss, detection_loss_branches
+from yoloseghw.utils.ultralytics import assigned_box_loss, class_gain, detection_loss_branches
 
 if TYPE_CHECKING:
     from yoloseghw.nn.tasks import DetSegModel
@@ -168,16 +171,31 @@ class BoxesTeachMasks(LinkTerm):
         return self.weight * total / max(len(self.by_seg), 1)
 
 
+def component_stats(mask: np.ndarray, cls: int) -> np.ndarray:
+    """[n, 5] (x, y, width, height, area in pixels) of each 8-connected component of class `cls` in a label map."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats((mask == cls).astype(np.uint8), connectivity=8)
+    return stats[1:count]
+
+
 def components(mask: np.ndarray, cls: int, min_area: float = MIN_AREA) -> list[tuple[int, int, int, int]]:
     """The pseudo-boxes (x0, y0, x1, y1 pixels) of class `cls` in a label map: its connected components of at least
     `min_area` pixels that fill more than MIN_FILL of their bounding box (instances that touch merge into one
     component, which fills less, and is never taken for one instance)."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats((mask == cls).astype(np.uint8), connectivity=8)
     boxes = []
-    for x, y, bw, bh, area in stats[1:count]:
+    for x, y, bw, bh, area in component_stats(mask, cls):
         if area >= min_area and area / float(bw * bh) > MIN_FILL:
             boxes.append((int(x), int(y), int(x + bw), int(y + bh)))
     return boxes
+
+
+def background(mask: np.ndarray, cls: int) -> np.ndarray:
+    """[H, W] True where a label map is labelled (not IGNORE) and outside the bounding box of every component of
+    class `cls`, of any size or fill: where a box label set would hold no box of the class, so that an anchor centred
+    there is one of its negatives, as Ultralytics' assigner makes it on detection images."""
+    free = mask != IGNORE
+    for x, y, bw, bh, _ in component_stats(mask, cls):
+        free[y : y + bh, x : x + bw] = False
+    return free
 
 
 class MasksTeachBoxes(LinkTerm):
@@ -193,13 +211,28 @@ class MasksTeachBoxes(LinkTerm):
             return torch.zeros((), device=batch["img"].device)
         detect = model.model[-1]
         labels = batch["semantic_mask"].to(detect.stride.device)
-        pseudo = [self.pseudo_boxes(mask) for mask in labels.cpu().numpy()]
+        masks = labels.cpu().numpy()
+        pseudo = [self.pseudo_boxes(mask) for mask in masks]
+        free = torch.from_numpy(np.stack([[background(m, s) for s in self.by_seg] for m in masks])).to(labels.device)
         total = labels.new_zeros((), dtype=torch.float)
         for gain, criterion, out in detection_loss_branches(model.built_criterion().det, det):
+            centres = anchor_centres(out, detect)
             xyxy = pixel_boxes(out, detect)
             push = self.push_term(out["scores"].float(), xyxy, labels)
-            total = total + gain * (push + pseudo_box_term(criterion, out, xyxy, pseudo, labels.shape[-2:]))
+            negatives = self.negatives(free, centres, out["scores"].shape[1])
+            total = total + gain * (push + pseudo_box_term(criterion, out, xyxy, pseudo, negatives, labels.shape[-2:]))
         return self.weight * total
+
+    def negatives(self, free: torch.Tensor, centres: torch.Tensor, nc: int) -> torch.Tensor:
+        """[B, nc, anchors] True where an anchor is a negative of a linked detection class: its centre (`centres`
+        [anchors, 2], x y pixels) on the background (`free` [B, linked semantic classes, H, W], see `background`) of
+        the semantic class linked to it."""
+        h, w = free.shape[-2:]
+        x, y = centres[:, 0].long().clamp(0, w - 1), centres[:, 1].long().clamp(0, h - 1)
+        out = torch.zeros(free.shape[0], nc, len(centres), dtype=torch.bool, device=free.device)
+        for k, dets in enumerate(self.by_seg.values()):
+            out[:, dets] = free[:, k, y, x][:, None]
+        return out
 
     def pseudo_boxes(self, mask: np.ndarray) -> list[tuple[int, tuple[int, int, int, int]]]:
         """(detection class, box) for the separable components of each semantic class linked to one detection class
@@ -232,24 +265,31 @@ def pseudo_box_term(
     out: dict,
     xyxy: torch.Tensor,
     pseudo: list[list[tuple[int, tuple[int, int, int, int]]]],
+    negatives: torch.Tensor,
     size: tuple[int, int],
 ) -> torch.Tensor:
     """The pseudo-boxes as detection targets of one branch, assigned to anchors by the branch's own task-aligned
     assigner and its own box loss (Ultralytics' v8DetectionLoss, with its gains), summed over the images as its loss
-    is. The class term is BCE on the assigned anchors' own class only, towards the IoU of their box with the
-    pseudo-box: Ultralytics' class loss would also teach every other anchor and class "no object", and a mask image
-    may not teach that.
+    is. The class term is BCE, as Ultralytics' class loss is, but only on the assigned anchors' own class (towards
+    the IoU of their box with the pseudo-box) and on the `negatives` (towards 0): Ultralytics' class loss would also
+    teach every other class, and every anchor near an instance too small or too merged to be a pseudo-box, "no
+    object", and a mask image may not teach that. Both sums are normalised by the IoUs' sum (at least 1), as
+    Ultralytics normalises by its targets' sum.
 
     Args:
         criterion: the branch's Ultralytics detection loss (v8DetectionLoss).
         out: the branch's outputs ("boxes", "scores" [B, nc, anchors], "feats").
         xyxy: [B, anchors, 4] the branch's decoded boxes in pixels (detached).
         pseudo: each image's (detection class, (x0, y0, x1, y1) pixels).
+        negatives: [B, nc, anchors] the scores taught "not this class" (MasksTeachBoxes.negatives).
         size: the label maps' (H, W), the network input's.
     """
+    scores = out["scores"].float()
+    background = scores[negatives]
+    negative = F.binary_cross_entropy_with_logits(background, torch.zeros_like(background), reduction="sum")
     rows = [(i, c, box) for i, boxes in enumerate(pseudo) for c, box in boxes]
     if not rows:
-        return xyxy.new_zeros(())
+        return class_gain(criterion) * negative * len(pseudo)
     h, w = size
     targets = xyxy.new_tensor(
         [[i, c, (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h] for i, c, (x0, y0, x1, y1) in rows]
@@ -259,10 +299,10 @@ def pseudo_box_term(
     image, anchor = fg.nonzero(as_tuple=True)
     per_image = [[c for j, c, _ in rows if j == i] for i in range(len(pseudo))]  # in the order Ultralytics pads them
     classes = torch.tensor([per_image[i][k] for i, k in zip(image.tolist(), gt_index[image, anchor].tolist())])
-    logits = out["scores"][image, classes.to(image.device), anchor].float()
+    logits = scores[image, classes.to(image.device), anchor]
     quality = bbox_iou(xyxy[image, anchor], target_boxes[image, anchor], xywh=False).view(-1).clamp(min=0).detach()
-    cls = F.binary_cross_entropy_with_logits(logits, quality, reduction="sum") / quality.sum().clamp(min=1)
-    return (box_loss + cls_gain * cls) * len(pseudo)
+    positive = F.binary_cross_entropy_with_logits(logits, quality, reduction="sum")
+    return (box_loss + cls_gain * (positive + negative) / quality.sum().clamp(min=1)) * len(pseudo)
 
 
 class BoxCover:
@@ -290,6 +330,12 @@ class BoxCover:
         of class `cls` among its labelled pixels."""
         off = self.judged & (self.sums(self.labels == cls) < MAX_OVERLAP * self.labelled)
         return (probs > CONFIDENT) & off
+
+
+def anchor_centres(out: dict, detect: Any) -> torch.Tensor:
+    """[anchors, 2] the centres (x, y pixels) of a branch's anchors: Ultralytics' make_anchors over its features."""
+    points, steps = make_anchors(out["feats"], detect.stride, 0.5)  # [anchors, 2] in strides, [anchors, 1]
+    return points * steps
 
 
 def pixel_boxes(out: dict, detect: Any) -> torch.Tensor:

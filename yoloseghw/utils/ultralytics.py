@@ -236,7 +236,14 @@ def assigned_box_loss(loss: Any, preds: dict, batch: dict) -> tuple[Any, Any, An
     Why: v8DetectionLoss returns its assignment only from `get_assigned_targets_and_loss`, and keeps its gains on
     `hyp`."""
     (fg, gt_index, boxes, _, _), losses, _ = loss.get_assigned_targets_and_loss(preds, batch)
-    return fg, gt_index, boxes, losses[0] + losses[2], float(loss.hyp.cls)
+    return fg, gt_index, boxes, losses[0] + losses[2], class_gain(loss)
+
+
+def class_gain(loss: Any) -> float:
+    """The class loss's gain of one detection branch's loss (v8DetectionLoss).
+
+    Why: v8DetectionLoss keeps its gains on `hyp` and applies them inside its own call."""
+    return float(loss.hyp.cls)
 
 
 # ----------------------------------------------------------------------------------------------------- trainer
