@@ -9,6 +9,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(__file__).resolve().parents[1] / ".yolo-config"))
+WORKER, WORKERS = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKER:  # pytest-xdist: each worker its own settings folder (no two writing one settings file) and share of cores
+    os.environ["YOLO_CONFIG_DIR"] = str(Path(os.environ["YOLO_CONFIG_DIR"]) / WORKER)
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // WORKERS))
 
 from yoloseghw.data.demo import make_demo  # noqa: E402  (after YOLO_CONFIG_DIR is set)
 
