@@ -216,8 +216,9 @@ class MasksTeachBoxes(LinkTerm):
         free = torch.from_numpy(np.stack([[background(m, s) for s in self.by_seg] for m in masks])).to(labels.device)
         total = labels.new_zeros((), dtype=torch.float)
         for gain, criterion, out in detection_loss_branches(model.built_criterion().det, det):
-            centres = anchor_centres(out, detect)
-            xyxy = pixel_boxes(out, detect)
+            points, steps = make_anchors(out["feats"], detect.stride, 0.5)  # [anchors, 2] in strides, [anchors, 1]
+            centres = points * steps  # [anchors, 2] pixels
+            xyxy = pixel_boxes(out, detect, points, steps)
             push = self.push_term(out["scores"].float(), xyxy, labels)
             negatives = self.negatives(free, centres, out["scores"].shape[1])
             total = total + gain * (push + pseudo_box_term(criterion, out, xyxy, pseudo, negatives, labels.shape[-2:]))
@@ -332,15 +333,8 @@ class BoxCover:
         return (probs > CONFIDENT) & off
 
 
-def anchor_centres(out: dict, detect: Any) -> torch.Tensor:
-    """[anchors, 2] the centres (x, y pixels) of a branch's anchors: Ultralytics' make_anchors over its features."""
-    points, steps = make_anchors(out["feats"], detect.stride, 0.5)  # [anchors, 2] in strides, [anchors, 1]
-    return points * steps
-
-
-def pixel_boxes(out: dict, detect: Any) -> torch.Tensor:
+def pixel_boxes(out: dict, detect: Any, points: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     """[B, anchors, 4] a branch's boxes (x0, y0, x1, y1 pixels, detached) as Detect decodes them: Ultralytics'
-    make_anchors and dist2bbox over its DFL's distances."""
-    points, steps = make_anchors(out["feats"], detect.stride, 0.5)  # [anchors, 2] in strides, [anchors, 1]
+    dist2bbox over its DFL's distances, from the anchor `points` (in strides) and `steps` that make_anchors gives."""
     ltrb = detect.dfl(out["boxes"].detach().float())
     return (dist2bbox(ltrb, points.T.unsqueeze(0), xywh=False, dim=1) * steps.T).permute(0, 2, 1)
