@@ -18,7 +18,6 @@ from ultralytics.utils.dist import find_free_network_port
 
 from yoloseghw.engine.checkpoint import load_model
 
-pytestmark = pytest.mark.xdist_group("ddp")  # one worker runs them in turn (free ports, 2 processes each)
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 LR_KEYS = ("lr/pg0", "lr/pg1", "lr/pg2")
 
