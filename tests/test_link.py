@@ -14,6 +14,7 @@ from ultralytics.utils.tal import make_anchors
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
 from yoloseghw.engine.checkpoint import load_model
+from yoloseghw.nn.boxinst import cells, pairwise_loss, projection_loss
 from yoloseghw.nn.link import (
     BOX2MASK_LOSS,
     MASK2BOX_LOSS,
@@ -23,7 +24,6 @@ from yoloseghw.nn.link import (
     components,
     link_terms,
     parse_link,
-    projection_loss,
 )
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.errors import UserInputError
@@ -108,6 +108,8 @@ def test_projection_loss_is_zero_for_a_perfect_mask_inside_its_box():
 def test_box_term_is_zero_for_logits_that_match_the_boxes_and_positive_otherwise():
     """The whole box-to-mask term: the linked class certain inside its box, absent outside, gives zero."""
     batch = det_batch()
+    batch["img"][0] = 0.5
+    batch["img"][0, 0, 8:32, 8:32] = 1.0  # a red car on grey: the box's cells 1..3, so that the colour edges agree
     logits = torch.zeros(2, 5, 8, 8)
     logits[:, CAR_SEG] = -30.0
     logits[0, CAR_SEG, 1:4, 1:4] = 30.0  # the car box 0.15-0.45 of the image covers cells 1..3 of 8
@@ -115,6 +117,29 @@ def test_box_term_is_zero_for_logits_that_match_the_boxes_and_positive_otherwise
     assert float(term(None, (None, logits), batch)) == pytest.approx(0.0, abs=1e-5)
     logits[0, CAR_SEG, 6, 6] = 30.0  # a car where no car box is
     assert float(term(None, (None, logits), batch)) > 0.01
+
+
+def test_box_cells_touched_and_held():
+    box = torch.tensor([0.3, 0.3, 0.3, 0.3])  # 0.15-0.45 of 8 cells: 1.2-3.6
+    assert cells(box, 8, 8) == (1, 1, 4, 4)  # the cells it touches
+    assert cells(box, 8, 8, inner=True) == (1, 1, 4, 4)  # centres 1.5, 2.5, 3.5 are inside
+    assert cells(torch.tensor([0.5, 0.5, 0.3, 0.3]), 8, 8) == (2, 2, 6, 6)  # 2.8-5.2
+    assert cells(torch.tensor([0.5, 0.5, 0.3, 0.3]), 8, 8, inner=True) == (3, 3, 5, 5)  # centres 3.5, 4.5
+    assert cells(torch.tensor([0.51, 0.51, 0.02, 0.02]), 8, 8, inner=True) == (4, 4, 5, 5)  # under a cell: its centre
+
+
+def test_pairwise_loss_keeps_a_box_mask_off_the_background_the_box_holds():
+    lab = torch.zeros(3, 8, 8)
+    lab[0, 2:4, 2:6] = 60.0  # an object filling the box's top half; its bottom half is background, as outside
+    inside = torch.zeros(8, 8, dtype=torch.bool)
+    inside[2:6, 2:6] = True
+    follows = torch.zeros(8, 8)
+    follows[2:4, 2:6] = 1.0
+    assert float(pairwise_loss(follows, lab, inside)) == pytest.approx(0.0, abs=1e-5)
+    fills = torch.zeros(8, 8)
+    fills[2:6, 2:6] = 1.0  # the whole box: its background cells disagree with their like-coloured neighbours outside
+    assert float(pairwise_loss(fills, lab, inside)) > 1.0
+    assert float(projection_loss(fills, (2, 2, 6, 6))) == pytest.approx(0.0, abs=1e-6)  # projection alone is blind
 
 
 def test_a_merged_component_is_not_a_pseudo_box():

@@ -23,7 +23,6 @@ its softmax probability with the other logits detached, for that reason.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import dist2bbox, make_anchors
 
+from yoloseghw.nn.boxinst import EPS, cells, lab_image, pairwise_loss, projection_loss
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.metrics import IGNORE
 from yoloseghw.utils.ultralytics import assigned_box_loss, class_gain, detection_loss_branches
@@ -48,7 +48,6 @@ MIN_FILL = 0.5  # the share of its bounding box a component must exceed (two tou
 CONFIDENT = 0.25  # the score above which a box of a linked class counts as found (Ultralytics' predict conf)
 MAX_OVERLAP = 0.05  # a confident box with less than this share of its labelled pixels on the class is wrong
 MIN_LABELLED = 0.5  # ... judged only where at least this share of the box's pixels is labelled (not 255)
-EPS = 1e-6
 
 
 def parse_link(spec: str | dict | None, det_names: dict[int, str], seg_names: dict[int, str]) -> dict[int, int]:
@@ -101,29 +100,11 @@ def linked_probability(logits: torch.Tensor, cls: int) -> torch.Tensor:
     return torch.sigmoid(logits[:, cls] - torch.logsumexp(others, 1))
 
 
-def projection_loss(prob: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
-    """BoxInst's projection loss of a class probability map [h, w] for one box (x0, y0, x1, y1 in map cells): every
-    row and column inside the box holds the class somewhere. Zero for a mask that fills each row and column."""
-    x0, y0, x1, y1 = box
-    crop = prob[y0:y1, x0:x1]
-    rows, cols = crop.amax(1), crop.amax(0)
-    return -(torch.log(rows.clamp(min=EPS)).mean() + torch.log(cols.clamp(min=EPS)).mean())
-
-
 def link_terms(link: dict[int, int], weights: tuple[float, float]) -> list[BoxesTeachMasks | MasksTeachBoxes]:
     """The loss terms for `link`, weighted (box-to-mask, mask-to-box) as `--link-weight` gives. A direction of weight
     0 gets no term, so its batches do not run the other head at all (its loss item stays 0)."""
     terms = (BoxesTeachMasks(link, weights[0]), MasksTeachBoxes(link, weights[1]))
     return [term for term in terms if term.weight > 0]
-
-
-def box_cells(xywh: torch.Tensor, h: int, w: int) -> tuple[int, int, int, int]:
-    """A normalised xywh box as the cells (x0, y0, x1, y1) of an h x w map it covers (at least one)."""
-    x, y, bw, bh = xywh.tolist()
-    x0, x1 = int(math.floor((x - bw / 2) * w)), int(math.ceil((x + bw / 2) * w))
-    y0, y1 = int(math.floor((y - bh / 2) * h)), int(math.ceil((y + bh / 2) * h))
-    x0, y0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
-    return x0, y0, max(min(x1, w), x0 + 1), max(min(y1, h), y0 + 1)
 
 
 class LinkTerm:
@@ -154,17 +135,23 @@ class BoxesTeachMasks(LinkTerm):
             return torch.zeros((), device=batch["img"].device)
         b, _, h, w = logits.shape
         idx, cls, boxes = batch["batch_idx"].long(), batch["cls"].view(-1).long(), batch["bboxes"]
+        labs = [lab_image(batch["img"][i], h, w) for i in range(b)]
         total = logits.new_zeros(())
         for s, dets in self.by_seg.items():
             prob = linked_probability(logits.float(), s)
             for i in range(b):
                 mine = (idx == i) & torch.isin(cls, torch.tensor(dets, device=cls.device))
                 outside = torch.ones(h, w, dtype=torch.bool, device=logits.device)
+                inside = torch.zeros_like(outside)
                 terms = []
                 for box in boxes[mine]:
-                    x0, y0, x1, y1 = box_cells(box, h, w)
+                    x0, y0, x1, y1 = cells(box, h, w)
                     outside[y0:y1, x0:x1] = False
+                    x0, y0, x1, y1 = cells(box, h, w, inner=True)
+                    inside[y0:y1, x0:x1] = True
                     terms.append(projection_loss(prob[i], (x0, y0, x1, y1)))
+                if inside.any():  # the mask follows the image's colour edges, not the box's
+                    terms.append(pairwise_loss(prob[i], labs[i], inside))
                 if outside.any():  # the class is absent outside every box of the classes linked to it
                     terms.append(-torch.log((1 - prob[i][outside]).clamp(min=EPS)).mean())
                 total = total + torch.stack(terms).mean()
