@@ -143,15 +143,16 @@ class BoxesTeachMasks(LinkTerm):
                 mine = (idx == i) & torch.isin(cls, torch.tensor(dets, device=cls.device))
                 outside = torch.ones(h, w, dtype=torch.bool, device=logits.device)
                 inside = torch.zeros_like(outside)
-                terms = []
+                projections = []
                 for box in boxes[mine]:
                     x0, y0, x1, y1 = cells(box, h, w)
                     outside[y0:y1, x0:x1] = False
                     x0, y0, x1, y1 = cells(box, h, w, inner=True)
                     inside[y0:y1, x0:x1] = True
-                    terms.append(projection_loss(prob[i], (x0, y0, x1, y1)))
-                if inside.any():  # the mask follows the image's colour edges, not the box's
-                    terms.append(pairwise_loss(prob[i], labs[i], inside))
+                    projections.append(projection_loss(prob[i], (x0, y0, x1, y1)))
+                terms = []  # each part an equal share of the image's term, however many boxes it holds
+                if projections:  # the boxes' projections, and the colour affinity (the mask follows colour edges)
+                    terms += [torch.stack(projections).mean(), pairwise_loss(prob[i], labs[i], inside)]
                 if outside.any():  # the class is absent outside every box of the classes linked to it
                     terms.append(-torch.log((1 - prob[i][outside]).clamp(min=EPS)).mean())
                 total = total + torch.stack(terms).mean()
