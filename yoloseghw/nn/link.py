@@ -2,9 +2,9 @@
 labels teach the other head, for the linked classes only. Two loss terms (nn/loss.py's LossTerm), one per direction:
 
 - **Boxes teach masks** (`box2mask_loss`, on detection batches). For a semantic class linked to detection classes,
-  its probability map is supervised by the image's boxes of those classes: inside each box, a projection
-  (multiple-instance) loss as in BoxInst: every row and every column of the box holds the class somewhere (their
-  maxima are pulled to 1); outside every such box, the class is absent (a box set labels all its instances).
+  its probability map is supervised by the image's boxes of those classes with BoxInst's two losses (nn/boxinst.py):
+  inside each box, a projection (multiple-instance) loss, and a colour-affinity loss that keeps the mask to the
+  object's colour edges; outside every such box, the class is absent (a box set labels all its instances).
 - **Masks teach boxes** (`mask2box_loss`, on segmentation batches). For a detection class linked to a semantic class:
   a confident box of that class (score above CONFIDENT) whose area holds almost none of the class's pixels (under
   MAX_OVERLAP of its labelled pixels) is pushed to "not this class". Connected components of the class's mask that
