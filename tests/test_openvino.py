@@ -17,7 +17,7 @@ import torch
 
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
-from yoloseghw.compress.openvino_int8 import nncf_warnings_only
+from yoloseghw.compress.openvino_int8 import fuse_silu, nncf_warnings_only
 from yoloseghw.data.inputs import letterboxed
 
 pytest.importorskip("openvino", reason="the OpenVINO extra is not installed")
@@ -73,11 +73,44 @@ def test_nncf_int8_runs_and_agrees_with_fp32(weights, tiny_pair):
     assert model.exported.metadata["precision"] == "int8" and "NNCF mixed, min-max ranges" in calibration
     ops = {layer.get("type") for layer in ET.parse(next(int8.glob("*.xml"))).getroot().iter("layer")}
     assert "FakeQuantize" in ops or "FakeConvert" in ops  # quantized
+    assert "Swish" in ops and silu_pairs(next(int8.glob("*.xml"))) == 0  # each SiLU one op, inside its INT8 conv
     images = letterboxed([p for y in tiny_pair for p in sorted((y.parent / "images/train").iterdir())], 64)
     det32, map32 = outputs(YOLOSeg(fp32), images)
     det8, map8 = outputs(model, images)
     assert (map8 == map32).mean() >= 0.90
     assert np.abs(det8 - det32).mean() <= 0.02 * (det32.max() - det32.min())
+
+
+def silu_pairs(xml: Path) -> int:
+    """How many `Multiply(x, Sigmoid(x))` SiLUs an OpenVINO IR still spells as two ops."""
+    import openvino as ov
+
+    pairs = 0
+    for op in ov.Core().read_model(str(xml)).get_ops():
+        if op.get_type_name() == "Multiply":
+            sources = [port.get_source_output() for port in op.inputs()]
+            gates = [s.get_node() for s in sources if s.get_node().get_type_name() == "Sigmoid"]
+            pairs += any(gate.input(0).get_source_output() in sources for gate in gates)
+    return pairs
+
+
+def test_fuse_silu_makes_each_sigmoid_times_its_input_one_swish_with_the_same_output():
+    import openvino as ov
+
+    x = ov.opset13.parameter([1, 4, 3, 3], np.float32, name="x")
+    silu = ov.opset13.multiply(ov.opset13.sigmoid(x), x)
+    silu.set_friendly_name("act/Mul")
+    other = ov.opset13.multiply(ov.opset13.sigmoid(x), ov.opset13.add(x, np.float32(1)))  # not a SiLU: kept
+    model = ov.Model([silu, other], [x])
+    data = np.random.default_rng(0).normal(size=(1, 4, 3, 3)).astype(np.float32)
+    before = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(data)
+    assert fuse_silu(model) == 1
+    types = [op.get_type_name() for op in model.get_ordered_ops()]
+    assert types.count("Swish") == 1 and types.count("Sigmoid") == 1
+    assert any(op.get_type_name() == "Swish" and op.get_friendly_name() == "act/Mul" for op in model.get_ops())
+    after = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(data)
+    for a, b in zip(before.values(), after.values()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def feeding_layers(xml: Path, name: str) -> set[str]:
@@ -277,3 +310,14 @@ def test_openvino_models_freed_in_any_order_leave_signals_deliverable(weights, t
     env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg")}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0 and "alive" in result.stdout, result.stderr[-2000:]
+
+
+def test_openvino_profile_sums_node_time_by_type_and_kernel_precision(weights):
+    from yoloseghw.experiments.openvino_profile import kernel_precision, profile
+
+    xml = YOLOSeg(weights).export("openvino", force=True)
+    result = profile(xml, [np.zeros((1, 3, 64, 64), np.float32)], threads=1, runs=3, precision="f32")
+    assert result["ms_per_run"] > 0 and result["nodes"][0]["share"] >= result["nodes"][-1]["share"]
+    assert sum(result["precisions"].values()) == pytest.approx(result["ms_per_run"], rel=1e-2)
+    assert "Convolution" in result["types"] and "f32" in result["precisions"]
+    assert kernel_precision("brgconv_avx512_1x1_I8") == "I8" and kernel_precision("undef") == "undef"

@@ -3,7 +3,8 @@ openvino`).
 
 The FP32 OpenVINO model of the checkpoint is calibrated on training images of BOTH datasets, letterboxed as at
 inference (the same `--calib` sample as ONNX Runtime's INT8). NNCF's MIXED preset (symmetric weights, asymmetric
-activations) quantizes the convolutions and the ops around them. Each activation's INT8 range is the min and max it
+activations) quantizes the convolutions and the ops around them; each SiLU is first made one op (see `fuse_silu`),
+so that it runs inside its INT8 convolution. Each activation's INT8 range is the min and max it
 took over the calibration images (NNCF's MINMAX estimator, as ONNX Runtime's MinMax calibration): NNCF's default
 estimator, which averages per-image ranges, clips the rare large activations and cost the 20-epoch model 5% of
 its mAP50-95, MINMAX under 1% (docs/benchmarks.md). The nodes kept in float are chosen by measurement too
@@ -99,6 +100,29 @@ def with_parts(nodes: set[str], names: set[str]) -> list[str]:
     return sorted(nodes | {name for name in names if any(name.startswith(f"{node}/") for node in nodes)})
 
 
+def fuse_silu(model: Any) -> int:
+    """Rewrite every SiLU of an OpenVINO model, `Multiply(x, Sigmoid(x))` as the ONNX export spells it, into one
+    Swish op (OpenVINO's SiLU) named as the Multiply was. NNCF then quantizes a convolution and its SiLU as one unit,
+    with one quantizer after the SiLU, and OpenVINO's CPU plugin runs the SiLU inside the INT8 convolution. Left as
+    Sigmoid and Multiply, NNCF puts quantizers on both of the Multiply's inputs and its output, and each SiLU runs
+    apart in float: half the INT8 model's time at 640 px (docs/benchmarks.md). Returns how many were rewritten."""
+    opset = require_openvino().opset13
+    fused = 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Multiply":
+            continue
+        left, right = (port.get_source_output() for port in op.inputs())
+        for x, gate in ((left, right), (right, left)):
+            node = gate.get_node()
+            if node.get_type_name() == "Sigmoid" and node.input(0).get_source_output() == x:
+                silu = opset.swish(x)
+                silu.set_friendly_name(op.get_friendly_name())
+                op.output(0).replace(silu.output(0))
+                fused += 1
+                break
+    return fused
+
+
 def quantize_openvino(
     fp32_onnx: Path,
     out: Path,
@@ -126,6 +150,7 @@ def quantize_openvino(
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     model = openvino_core().read_model(str(fp32_onnx))
+    fuse_silu(model)
     names = {op.get_friendly_name() for op in model.get_ops()}
     unknown = sorted(set(keep_float) - names)
     if unknown:

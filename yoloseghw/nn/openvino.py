@@ -85,6 +85,19 @@ def openvino_device(device: str, available: list[str]) -> str:
     return name
 
 
+def compile_config(device_name: str, threads: int | None, profile: bool = False) -> dict[str, Any]:
+    """OpenVINO's compile settings for one latency-bound request: on a CPU, float parts in f32 and `threads` threads
+    (None: OpenVINO's choice); `profile` turns on its per-node counters (PERF_COUNT)."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+    if device_name == "CPU":
+        config.update(CPU_F32)
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+    if profile:
+        config["PERF_COUNT"] = True
+    return config
+
+
 class OpenVinoBackend(ExportedBackend):
     """An OpenVINO model written by `yoloseg export --format openvino` (or its NNCF INT8 twin), run by OpenVINO.
 
@@ -124,12 +137,7 @@ class OpenVinoBackend(ExportedBackend):
         shape = [d.get_length() if d.is_static else "?" for d in model.inputs[0].get_partial_shape()]
         check_graph(outputs, shape, meta, self.path)
         self.device_name = openvino_device(device, core.available_devices)
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if self.device_name == "CPU":
-            config.update(CPU_F32)
-            if threads:
-                config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(model, self.device_name, config)
+        self.compiled = core.compile_model(model, self.device_name, compile_config(self.device_name, threads))
         self.threads, self.device_request = threads, str(device)
         self.device = torch.device("cpu")  # outputs come back as CPU tensors
         self.providers = [f"OpenVINO {self.device_name}"]
