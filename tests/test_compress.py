@@ -171,8 +171,8 @@ def test_prune_makes_a_smaller_dense_model_that_trains_validates_and_exports(
     assert "not fine-tuned" in result.output
     pruned, _ = load_model(tmp_path / "base-prune30.pt")
     assert sum(p.numel() for p in pruned.parameters()) < 0.85 * params
-    removed = 1 - get_flops(pruned, 64) / gflops  # the achievable share nearest to 30% (channels move in 8s)
-    assert 0.2 < removed < 0.4 and f"({removed:.1%} removed, asked 30%)" in result.output
+    removed = 1 - get_flops(pruned, 64) / gflops  # the achievable share nearest to 30% (channels move in 16s)
+    assert 0.2 < removed < 0.45 and f"({removed:.1%} removed, asked 30%)" in result.output
     assert pruned.model[-1].nc == 3 and pruned.semantic.classifier[-1].out_channels == 5
     tuned = YOLOSeg(tmp_path / "base-prune30.pt")
     tuned.train(
