@@ -156,6 +156,7 @@ def test_prune_makes_a_smaller_dense_model_that_trains_validates_and_exports(
     """C2f (v8), C3k2 + C2PSA attention (11, 26), YOLO26's end-to-end head and both semantic heads: fewer params and
     GFLOPs, both heads keep their class counts, and the pruned module itself (not a yaml rebuild) trains, predicts
     and exports."""
+    import torch
     from ultralytics.utils.torch_utils import get_flops
 
     from yoloseghw.engine.checkpoint import load_model, write_checkpoint
@@ -166,6 +167,7 @@ def test_prune_makes_a_smaller_dense_model_that_trains_validates_and_exports(
     pt = tmp_path / "base.pt"
     write_checkpoint(pt, {"model": model, "train_args": {"imgsz": 64}})
     params, gflops = sum(p.numel() for p in model.parameters()), get_flops(model, 64)
+    widths = {name: m.out_channels for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
     result = run("compress", "--weights", pt, "--method", "prune", "--ratio", "0.3", "--criterion", criterion)
     assert result.exit_code == 0, result.output
     assert "not fine-tuned" in result.output
@@ -173,6 +175,8 @@ def test_prune_makes_a_smaller_dense_model_that_trains_validates_and_exports(
     assert sum(p.numel() for p in pruned.parameters()) < 0.85 * params
     removed = 1 - get_flops(pruned, 64) / gflops  # the achievable share nearest to 30% (channels move in 16s)
     assert 0.2 < removed < 0.45 and f"({removed:.1%} removed, asked 30%)" in result.output
+    pruned_widths = [(n, m.out_channels) for n, m in pruned.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c % 16 == 0 or c == widths.get(n) for n, c in pruned_widths), "a pruned width not in 16s"
     assert pruned.model[-1].nc == 3 and pruned.semantic.classifier[-1].out_channels == 5
     tuned = YOLOSeg(tmp_path / "base-prune30.pt")
     tuned.train(
