@@ -17,6 +17,7 @@ import torch
 
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
+from yoloseghw.compress.benchmark import find_variants, model_stem, variant_name
 from yoloseghw.compress.openvino_int8 import fuse_silu, nncf_warnings_only
 from yoloseghw.data.inputs import letterboxed
 
@@ -81,6 +82,54 @@ def test_nncf_int8_runs_and_agrees_with_fp32(weights, tiny_pair):
     assert np.abs(det8 - det32).mean() <= 0.02 * (det32.max() - det32.min())
 
 
+def test_bf16_float_parts_are_stored_run_where_the_cpu_has_bfloat16_and_agree_with_fp32(
+    weights, tiny_pair, monkeypatch
+):
+    """`--float-precision bf16`: its own folder, the choice in the metadata, OpenVINO compiling the float parts in
+    bf16 on a CPU with bfloat16 (f32 on others, said by `info`), the bench naming it, and outputs within the INT8
+    test's tolerance of FP32."""
+    import yoloseghw.nn.openvino as ov_backend
+
+    args = ["--method", "quantize", "--runtime", "openvino", "--det", tiny_pair[0], "--seg", tiny_pair[1]]
+    result = run("compress", "--weights", weights, *args, "--float-precision", "bf16", "--calib", "8")
+    assert result.exit_code == 0, result.output
+    folder = weights.with_name("best-int8-bf16_openvino_model")
+    model = YOLOSeg(folder)
+    backend = model.backend("cpu", 1)
+    assert backend.metadata["float_precision"] == "bf16" and backend.metadata["precision"] == "int8"
+    expected = "bf16" if ov_backend.cpu_has_bf16() else "f32"
+    assert backend.float_precision == expected
+    assert backend.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == expected
+    assert model.info()["float parts"].startswith(expected)
+    images = letterboxed([p for y in tiny_pair for p in sorted((y.parent / "images/train").iterdir())], 64)
+    det32, map32 = outputs(YOLOSeg(YOLOSeg(weights).export("openvino", force=True)), images)
+    det16, map16 = outputs(model, images)
+    assert (map16 == map32).mean() >= 0.90
+    assert np.abs(det16 - det32).mean() <= 0.02 * (det32.max() - det32.min())
+    assert folder in find_variants(weights, []) and model_stem(folder.with_name("best-prune30" + folder.name[4:])) == (
+        "best-prune30"
+    )
+    assert variant_name(model, folder, weights) == ("OpenVINO INT8+bf16" if expected == "bf16" else "OpenVINO INT8")
+
+    monkeypatch.setattr(ov_backend, "cpu_has_bf16", lambda: False)  # a CPU without bfloat16
+    elsewhere = YOLOSeg(folder)
+    assert elsewhere.backend("cpu", 1).float_precision == "f32"
+    assert elsewhere.info()["float parts"] == "f32 (bf16 asked; CPU here runs no bfloat16)"
+
+
+def test_float_precision_bad_input_is_one_line(weights, tiny_pair, tmp_path):
+    data = ["--det", tiny_pair[0], "--seg", tiny_pair[1]]
+    quantize = ["compress", "--weights", weights, "--method", "quantize", *data]
+    assert_one_line_error(run(*quantize, "--runtime", "openvino", "--float-precision", "fp8"), "expected f32 or bf16")
+    assert_one_line_error(run(*quantize, "--float-precision", "bf16"), "give --method quantize --runtime openvino")
+    xml = YOLOSeg(weights).export("openvino", force=True)
+    tampered = tmp_path / "t_openvino_model"
+    shutil.copytree(xml.parent, tampered)
+    text = (tampered / xml.name).read_text().replace("<precision ", '<float_precision value="fp8" /><precision ')
+    (tampered / xml.name).write_text(text)
+    assert_one_line_error(run("info", tampered), "damaged yoloseg metadata", "float_precision 'fp8'")
+
+
 def silu_pairs(xml: Path) -> int:
     """How many `Multiply(x, Sigmoid(x))` SiLUs an OpenVINO IR still spells as two ops."""
     import openvino as ov
@@ -142,7 +191,7 @@ def test_accuracy_aware_validation_ranks_layers_by_outputs_and_scores_the_lower_
     from nncf import Dataset
     from nncf.quantization.algorithms.accuracy_control.evaluator import Evaluator
 
-    from yoloseghw.compress.openvino_int8 import AccuracyControl, compiled_f32, validation_function
+    from yoloseghw.compress.openvino_int8 import AccuracyControl, compiled_cpu, validation_function
     from yoloseghw.nn.openvino import openvino_core
     from yoloseghw.utils.metrics import MAP50_95, MIOU
 
@@ -151,7 +200,7 @@ def test_accuracy_aware_validation_ranks_layers_by_outputs_and_scores_the_lower_
     checks = letterboxed([p for y in tiny_pair for p in sorted((y.parent / "images/val").iterdir())], 64)
     control = AccuracyControl(lambda compiled: {MAP50_95: 0.3, MIOU: 0.45}, [], 0.02)
     validate = validation_function(control, {MAP50_95: 0.5, MIOU: 0.5})
-    compiled = compiled_f32(model)  # through the process's one Core (NNCF's own prepared model makes another)
+    compiled = compiled_cpu(model)  # through the process's one Core (NNCF's own prepared model makes another)
     share, outputs = validate(compiled, checks)
     assert share == pytest.approx(0.6) and len(outputs) == len(checks) == 8
     assert [o.shape for o in outputs[0]] == [o.shape for o in outputs[-1]] and len(outputs[0]) == 2
@@ -321,3 +370,20 @@ def test_openvino_profile_sums_node_time_by_type_and_kernel_precision(weights):
     assert sum(result["precisions"].values()) == pytest.approx(result["ms_per_run"], rel=1e-2)
     assert "Convolution" in result["types"] and "f32" in result["precisions"]
     assert kernel_precision("brgconv_avx512_1x1_I8") == "I8" and kernel_precision("undef") == "undef"
+
+
+def test_openvino_speed_times_each_model_in_each_precision_against_onnx_runtime(weights, tmp_path):
+    from yoloseghw.experiments.openvino_speed import round_robin, runners, summary
+
+    onnx_file = YOLOSeg(weights).export(force=True)
+    xml = YOLOSeg(weights).export("openvino", force=True)
+    run = runners(onnx_file, [xml.parent], ["f32", "bf16"], threads=1)
+    assert list(run) == [
+        f"ONNX Runtime {onnx_file.name}",
+        f"OpenVINO {xml.parent.parent.name}/{xml.parent.name} f32",
+        f"OpenVINO {xml.parent.parent.name}/{xml.parent.name} bf16",
+    ]
+    times = round_robin(run, [np.zeros((1, 3, 64, 64), np.float32)], runs=4, rounds=2)
+    assert all(len(ms) == 4 and min(ms) > 0 for ms in times.values())
+    rows = summary(times)
+    assert rows[0]["speedup"] == 1.0 and all(r["p90_ms"] >= r["p50_ms"] > 0 for r in rows)

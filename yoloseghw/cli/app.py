@@ -400,6 +400,11 @@ def compress(
     max_drop: float = typer.Option(
         0.02, help="--accuracy-aware: the largest share of FP32's mAP50-95, and of its mIoU, INT8 may lose."
     ),
+    float_precision: str = typer.Option(
+        "f32",
+        help="quantize --runtime openvino: the float parts (tails, attention) in f32, or bf16 on a CPU with bfloat16 "
+        "(-> best-int8-bf16_openvino_model/).",
+    ),
     rank: float = typer.Option(
         RANK_SHARE, help="lowrank: the share of each layer's rank to keep (-> best-lowrank50.pt)."
     ),
@@ -433,6 +438,7 @@ def compress(
         runtime=runtime,
         accuracy_aware=accuracy_aware,
         max_drop=max_drop,
+        float_precision=float_precision,
         rank=rank,
         max_error=max_error,
         min_gain=min_gain,

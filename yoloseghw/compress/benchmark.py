@@ -42,7 +42,7 @@ from yoloseghw.utils.ultralytics import ultralytics_log
 
 ACCURACY = (MAP50_95, MAP50, MIOU, PIXEL_ACC)
 # variants looked for beside best.pt: best.onnx, best-int8.onnx, ..., best_openvino_model/, best-int8_openvino_model/
-BESIDE = (".onnx", "-int8.onnx", "-fp16.onnx", FOLDER_SUFFIX, f"-int8{FOLDER_SUFFIX}")
+BESIDE = (".onnx", "-int8.onnx", "-fp16.onnx", FOLDER_SUFFIX, f"-int8{FOLDER_SUFFIX}", f"-int8-bf16{FOLDER_SUFFIX}")
 STOCK_NAMES = {"detect": "stock detector", "semantic": "stock semantic"}
 
 
@@ -121,9 +121,10 @@ def throughput(model: Any, inputs: list[np.ndarray], batch: int) -> tuple[float,
 
 
 def model_stem(path: Path) -> str:
-    """The stem of the model a file holds: best-prune30 for best-prune30-int8.onnx, best-prune30.onnx and
-    best-prune30-int8_openvino_model/."""
-    return path.name.removesuffix(FOLDER_SUFFIX).removesuffix(path.suffix).removesuffix("-int8").removesuffix("-fp16")
+    """The stem of the model a file holds: best-prune30 for best-prune30-int8.onnx, best-prune30.onnx,
+    best-prune30-int8_openvino_model/ and best-prune30-int8-bf16_openvino_model/."""
+    name = path.name.removesuffix(FOLDER_SUFFIX).removesuffix(path.suffix).removesuffix("-bf16")
+    return name.removesuffix("-int8").removesuffix("-fp16")
 
 
 def source_model(onnx_path: Path, reference: Any, open_model: Callable[[Path], Any]) -> Any:
@@ -139,6 +140,8 @@ def variant_name(model: Any, path: Path, reference: Path) -> str:
     if model.exported is None:
         return f"PyTorch {path.stem}"
     precision = model.exported.metadata["precision"].upper()
+    if getattr(model.exported, "float_precision", "f32") != "f32":  # an OpenVINO INT8 model's float parts
+        precision += f"+{model.exported.float_precision}"
     runtime = "OpenVINO" if is_openvino(path) else "ONNX"
     stem = model_stem(path)
     return f"{runtime} {precision}" if stem == reference.stem else f"{runtime} {precision} {stem}"

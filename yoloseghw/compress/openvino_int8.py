@@ -12,6 +12,8 @@ its mAP50-95, MINMAX under 1% (docs/benchmarks.md). The nodes kept in float are 
 ONNX Runtime, and any node named in `keep_float`. With an `AccuracyControl` (`--accuracy-aware`), NNCF's
 accuracy-controlled quantization returns layers to float, those whose INT8 error on val images is largest first,
 until the INT8 model keeps at least 1 - `max_drop` of FP32's mAP50-95 AND of its mIoU on the two val sets.
+With `float_precision` bf16 the model's metadata asks OpenVINO to run its float parts (the tails, attention) in
+bfloat16 on a CPU that has it: faster, and measured as accurate as f32 (docs/benchmarks.md); elsewhere they run in f32.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ import onnx
 
 from yoloseghw.compress.quantize import float_tail
 from yoloseghw.data.inputs import letterboxed
-from yoloseghw.nn.openvino import CPU_F32, openvino_core, require_openvino, write_metadata
+from yoloseghw.nn.backends import check_float_precision
+from yoloseghw.nn.openvino import (
+    compile_config,
+    float_parts_precision,
+    openvino_core,
+    require_openvino,
+    write_metadata,
+)
 from yoloseghw.utils.console import console
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import replace_folder, scratch_folder, write_errors
@@ -129,6 +138,7 @@ def quantize_openvino(
     images: list[Path],
     keep_float: Iterable[str] = (),
     control: AccuracyControl | None = None,
+    float_precision: str = "f32",
 ) -> Path:
     """Write the NNCF INT8 OpenVINO model of the static-shape FP32 export `fp32_onnx` into the folder `out`
     (`<stem>-int8_openvino_model/`, complete or not at all).
@@ -139,13 +149,16 @@ def quantize_openvino(
         images: the calibration images (both datasets' train images).
         keep_float: more node names kept in float besides the tails.
         control: with it, NNCF's accuracy-aware mode (see AccuracyControl).
+        float_precision: what the model's float parts run in where the CPU allows it: f32 or bf16 (metadata).
 
     Returns:
         The INT8 model's .xml path.
 
     Raises:
-        UserInputError: openvino or nncf missing, or a `keep_float` name the graph does not have.
+        UserInputError: openvino or nncf missing, a `keep_float` name the graph does not have, or an unknown
+            `float_precision`.
     """
+    check_float_precision(float_precision)
     ov, nncf = require_openvino(), require_nncf()
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
@@ -180,12 +193,13 @@ def quantize_openvino(
                 checks,
                 control,
                 {**options, "advanced_quantization_parameters": ranges},
+                float_precision,
             )
             mode = f"accuracy-aware: {kept_line}"
             console.print(f"NNCF accuracy-aware INT8 (at most {control.max_drop:.0%} lost per task): {kept_line}")
     meta = {p.key: p.value for p in onnx.load(str(fp32_onnx), load_external_data=False).metadata_props}
     calibration = f"{len(inputs)} images of both datasets, NNCF {PRESET}, {RANGES} ranges, {mode}"
-    extra = {"calibration": calibration, "float_nodes": len(kept)}
+    extra = {"calibration": calibration, "float_nodes": len(kept), "float_precision": float_precision}
     write_metadata(quantized, {**meta, "format": "openvino", "precision": "int8", **extra})
     with scratch_folder(out, "openvino-int8") as tmp:
         folder = tmp / out.name
@@ -197,13 +211,20 @@ def quantize_openvino(
 
 
 def accuracy_controlled(
-    nncf: Any, model: Any, calibration: Any, checks: list[np.ndarray], control: AccuracyControl, options: dict
+    nncf: Any,
+    model: Any,
+    calibration: Any,
+    checks: list[np.ndarray],
+    control: AccuracyControl,
+    options: dict,
+    float_precision: str = "f32",
 ) -> tuple[Any, str]:
-    """NNCF's `quantize_with_accuracy_control` of `model`, and what the result keeps of FP32's metrics in words.
+    """NNCF's `quantize_with_accuracy_control` of `model`, and what the result keeps of FP32's metrics in words
+    (the result's float parts run in `float_precision` for that last check).
 
     Its metric is the lower share of FP32's mAP50-95 and mIoU that a candidate keeps (FP32: 1), so `max_drop`
     bounds the loss of each task (see validation_function)."""
-    reference = control.metrics(compiled_f32(model))
+    reference = control.metrics(compiled_cpu(model))
     quantized = nncf.quantize_with_accuracy_control(
         model,
         calibration,
@@ -216,7 +237,7 @@ def accuracy_controlled(
         ),
         **options,
     )
-    shares = task_shares(control.metrics(compiled_f32(quantized)), reference)
+    shares = task_shares(control.metrics(compiled_cpu(quantized, float_precision)), reference)
     kept = [f"{k.removeprefix('metrics/')} {v:.1%}" for k, v in shares.items()]
     return quantized, (", ".join(kept) + " of FP32's") if kept else "FP32 scores 0 on both val sets"
 
@@ -235,9 +256,11 @@ def validation_function(
     return validate
 
 
-def compiled_f32(model: Any) -> Any:
-    """An OpenVINO model compiled for the CPU in f32 (not the CPU's bf16 default), through the process's Core."""
-    return openvino_core().compile_model(model, "CPU", CPU_F32)
+def compiled_cpu(model: Any, precision: str = "f32") -> Any:
+    """An OpenVINO model compiled for the CPU, through the process's Core, its float parts in `precision` (f32 by
+    default, not the CPU's bf16 default; bf16 only where the CPU has it)."""
+    precision = float_parts_precision(precision, "CPU")
+    return openvino_core().compile_model(model, "CPU", compile_config("CPU", None, precision=precision))
 
 
 def metrics_of_compiled(compiled: Any, validator: Any, reference: Any) -> dict[str, float]:

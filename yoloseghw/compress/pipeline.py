@@ -16,6 +16,7 @@ from yoloseghw.compress.prune import check_options, prune
 from yoloseghw.compress.quantize import check_calib_method, convert_fp16, quantize_int8
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.data.inputs import sample_images
+from yoloseghw.nn.backends import check_float_precision
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.console import console, warn
 from yoloseghw.utils.errors import UserInputError
@@ -30,20 +31,31 @@ Export = Callable[[Path], Path]  # writes an FP32 ONNX export of the model at th
 FineTune = Callable[[Path, int], tuple[Path, DetSegModel]]  # trains a checkpoint some epochs: (its best.pt, model)
 
 
-def output_path(weights: Path, method: str, ratio: float, force: bool, runtime: str = "onnxruntime") -> Path:
+def output_path(
+    weights: Path, method: str, ratio: float, force: bool, runtime: str = "onnxruntime", float_precision: str = "f32"
+) -> Path:
     """Where `method` writes its variant of `weights` (best.pt -> best-prune30.pt / best-lowrank50.pt (`ratio`: the
-    rank share kept) / best-int8.onnx / best-fp16.onnx / best-int8_openvino_model/); UserInputError for an unknown
-    method or runtime, or an existing output without `force`."""
+    rank share kept) / best-int8.onnx / best-fp16.onnx / best-int8_openvino_model/, best-int8-bf16_openvino_model/
+    with `float_precision` bf16); UserInputError for an unknown method, runtime or float precision, a float precision
+    other than f32 outside OpenVINO's INT8, or an existing output without `force`."""
     if method not in METHODS:
         raise UserInputError(f"--method: unknown method '{method}' (methods: {', '.join(METHODS)})")
     if runtime not in RUNTIMES:
         raise UserInputError(f"--runtime: expected {' or '.join(RUNTIMES)}, got '{runtime}'")
     if runtime == "openvino" and method != "quantize":
         raise UserInputError(f"--runtime openvino makes INT8 models (--method quantize), not --method {method}")
+    check_float_precision(float_precision)
+    if float_precision != "f32" and runtime != "openvino":
+        raise UserInputError(
+            f"--float-precision {float_precision} is for the float parts of OpenVINO's INT8 models: "
+            "give --method quantize --runtime openvino"
+        )
     if method in ("prune", "lowrank"):
         suffix = f"{method}{round(ratio * 100)}.pt"
+    elif runtime == "openvino":
+        suffix = f"{METHODS[method]}{'' if float_precision == 'f32' else f'-{float_precision}'}_openvino_model"
     else:
-        suffix = f"{METHODS[method]}{'_openvino_model' if runtime == 'openvino' else '.onnx'}"
+        suffix = f"{METHODS[method]}.onnx"
     out = weights.with_name(f"{weights.stem}-{suffix}")
     if out.exists() and not force:
         raise UserInputError(f"{out} exists; give --force to replace it")
@@ -62,10 +74,12 @@ def onnx_variant(
     keep_float: tuple[str, ...] = (),
     runtime: str = "onnxruntime",
     control: AccuracyControl | None = None,
+    float_precision: str = "f32",
 ) -> Path:
     """The INT8 (`quantize`, calibrated on `calib` train images of both datasets) or FP16 (`fp16`) variant at `out`,
     from a temporary FP32 ONNX export named `name`: an ONNX file for ONNX Runtime, or an OpenVINO model through NNCF
-    (`runtime`; `control`: NNCF's accuracy-aware mode, see compress/openvino_int8.py)."""
+    (`runtime`; `control`: NNCF's accuracy-aware mode; `float_precision`: what its float parts run in where the CPU
+    allows it; see compress/openvino_int8.py)."""
     images = []
     if method == "quantize":
         if det is None or seg is None:
@@ -77,7 +91,7 @@ def onnx_variant(
         if runtime == "openvino":
             from yoloseghw.compress.openvino_int8 import quantize_openvino
 
-            return quantize_openvino(fp32, out, images, keep_float, control)
+            return quantize_openvino(fp32, out, images, keep_float, control, float_precision)
         if method == "quantize":
             return quantize_int8(fp32, out, images, calib_method, keep_float)
         return convert_fp16(fp32, out)

@@ -28,7 +28,7 @@ from yoloseghw.engine.checkpoint import (
 from yoloseghw.engine.distributed import join_process_group, on_rank_zero
 from yoloseghw.nn.backends import ExportedBackend, OnnxBackend, TorchBackend, torch_device
 from yoloseghw.nn.link import link_entry, parse_link
-from yoloseghw.nn.openvino import is_openvino
+from yoloseghw.nn.openvino import float_parts_entry, is_openvino
 from yoloseghw.nn.semantic_head import seg_head_class, seg_head_name
 from yoloseghw.nn.tasks import DetSegModel, load_model_cfg
 from yoloseghw.utils.errors import UserInputError
@@ -167,6 +167,7 @@ class YOLOSeg:
                 "detections": "end-to-end (no NMS)" if self.exported.end2end else "raw (NMS after the network)",
                 "semantic output": meta["semantic_output"].name,
                 "precision": meta["precision"],
+                **float_parts_entry(self.exported),
                 **({"calibration": meta["calibration"]} if meta["calibration"] else {}),
                 **({"link": meta["link"]} if meta["link"] else {}),
                 "providers": ", ".join(self.exported.providers),
@@ -545,6 +546,7 @@ class YOLOSeg:
         runtime: str = "onnxruntime",
         accuracy_aware: bool = False,
         max_drop: float = 0.02,
+        float_precision: str = "f32",
         rank: float = RANK_SHARE,
         max_error: float = MAX_ERROR,
         min_gain: float = MIN_GAIN,
@@ -552,7 +554,7 @@ class YOLOSeg:
         **train_options: Any,
     ) -> Path:
         """Write a compressed variant beside the checkpoint: best-prune30.pt, best-lowrank50.pt, best-int8.onnx,
-        best-int8_openvino_model/ or best-fp16.onnx.
+        best-int8_openvino_model/ (best-int8-bf16_openvino_model/ with `float_precision` bf16) or best-fp16.onnx.
 
         Args:
             method: `prune` (structured pruning), `lowrank` (low-rank factorization), `quantize` (INT8: ONNX
@@ -573,6 +575,8 @@ class YOLOSeg:
             accuracy_aware: quantize for OpenVINO: NNCF's accuracy-controlled mode, which returns layers to float
                 until the INT8 model keeps at least 1 - `max_drop` of FP32's mAP50-95 and of its mIoU (val sets).
             max_drop: accuracy_aware: the largest share of each task's FP32 metric the INT8 model may lose.
+            float_precision: quantize for OpenVINO: what the INT8 model's float parts (tails, attention) run in,
+                `f32` or `bf16` (on a CPU with bfloat16; f32 on others). Stored in the model's metadata.
             rank: lowrank: the share of each layer's rank to keep.
             max_error: lowrank: the largest relative weight error (truncated SVD) of a factorized layer.
             min_gain: lowrank: the smallest measured speed-up for which a layer is factorized.
@@ -593,7 +597,7 @@ class YOLOSeg:
         check_output_folder(self.weights.parent, "compress (beside --weights)")
         if method == "prune":
             check_prune_options(ratio, criterion)
-        out = output_path(self.weights, method, rank if method == "lowrank" else ratio, force, runtime)
+        out = output_path(self.weights, method, rank if method == "lowrank" else ratio, force, runtime, float_precision)
         if method in ("prune", "lowrank"):
             if (det is None) != (seg is None):
                 raise UserInputError(
@@ -644,7 +648,18 @@ class YOLOSeg:
             raise UserInputError("--accuracy-aware is NNCF's mode: give --runtime openvino")
         control = self._accuracy_control(det, seg, imgsz, max_drop) if accuracy_aware else None
         return onnx_variant(
-            method, out, export, self.weights.name, det, seg, calib, calib_method, keep_float, runtime, control
+            method,
+            out,
+            export,
+            self.weights.name,
+            det,
+            seg,
+            calib,
+            calib_method,
+            keep_float,
+            runtime,
+            control,
+            float_precision,
         )
 
     def _accuracy_control(self, det: Any, seg: Any, imgsz: int, max_drop: float) -> AccuracyControl:

@@ -29,7 +29,7 @@ def kernel_precision(exec_type: str) -> str:
 
 def profile(xml: Path, inputs: list, threads: int, runs: int, precision: str, warmup: int = 5) -> dict[str, Any]:
     """Per-node, per-type and per-precision time (ms per run) of the OpenVINO model `xml` over `runs` timed runs."""
-    config = compile_config("CPU", threads, profile=True) | {"INFERENCE_PRECISION_HINT": precision}
+    config = compile_config("CPU", threads, profile=True, precision=precision)
     compiled = openvino_core().compile_model(str(xml), "CPU", config)
     request = compiled.create_infer_request()
     nodes, types, precisions = defaultdict(float), defaultdict(float), defaultdict(float)

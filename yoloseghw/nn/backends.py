@@ -240,6 +240,15 @@ def check_graph(outputs: dict[str, int], shape: list, meta: dict[str, Any], path
         )
 
 
+FLOAT_PRECISIONS = ("f32", "bf16")  # what an OpenVINO INT8 model's float parts (float tails, attention) may run in
+
+
+def check_float_precision(precision: str) -> None:
+    """UserInputError for a `--float-precision` that OpenVINO's INT8 path does not offer."""
+    if precision not in FLOAT_PRECISIONS:
+        raise UserInputError(f"--float-precision: expected {' or '.join(FLOAT_PRECISIONS)}, got '{precision}'")
+
+
 def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
     """Parse the yoloseg keys of an ONNX file's metadata; UserInputError when the file was not written by yoloseg."""
     if METADATA_KEY not in meta:
@@ -251,6 +260,9 @@ def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
         parsed = {k: ast.literal_eval(meta[k]) for k in ("det_names", "seg_names", "imgsz", "stride", "batch")}
         flags = {k: meta[k] == "True" for k in ("end2end", "dynamic")}
         kind = SemanticOutput.parse(meta.get("semantic_output", "classmap"), "semantic_output")
+        float_precision = meta.get("float_precision", "f32")
+        if float_precision not in FLOAT_PRECISIONS:
+            raise ValueError(f"float_precision '{float_precision}' is not one of {', '.join(FLOAT_PRECISIONS)}")
         if not flags["dynamic"] and not (len(parsed["imgsz"]) == 2 and min(parsed["imgsz"]) >= 1):
             raise ValueError(f"imgsz {parsed['imgsz']} is not an image size")
     except (KeyError, ValueError, SyntaxError, TypeError, UserInputError) as e:
@@ -264,4 +276,5 @@ def read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
         "precision": meta.get("precision", "fp32"),
         "calibration": meta.get("calibration"),  # an INT8 model's: its images and method
         "link": meta.get("link"),  # --link: the classes the two datasets' labels taught together
+        "float_precision": float_precision,  # an OpenVINO INT8 model's float parts: f32, or bf16 where the CPU has it
     }

@@ -85,12 +85,35 @@ def openvino_device(device: str, available: list[str]) -> str:
     return name
 
 
-def compile_config(device_name: str, threads: int | None, profile: bool = False) -> dict[str, Any]:
-    """OpenVINO's compile settings for one latency-bound request: on a CPU, float parts in f32 and `threads` threads
-    (None: OpenVINO's choice); `profile` turns on its per-node counters (PERF_COUNT)."""
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bfloat16 on this CPU (AVX-512 BF16 or AMX)."""
+    return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def float_parts_precision(requested: str, device_name: str) -> str:
+    """The precision an INT8 model's float parts run in on `device_name`: the `requested` one (its metadata's
+    float_precision), but f32 where that is bf16 and the device is not a CPU with bfloat16."""
+    return "bf16" if requested == "bf16" and device_name == "CPU" and cpu_has_bf16() else "f32"
+
+
+def float_parts_entry(backend: Any) -> dict[str, str]:
+    """`info`'s line on what an OpenVINO INT8 model's float parts run in (empty for other models)."""
+    if getattr(backend, "kind", None) != OpenVinoBackend.kind or backend.metadata["precision"] != "int8":
+        return {}
+    requested, used = backend.metadata["float_precision"], backend.float_precision
+    note = "" if used == requested else f" ({requested} asked; {backend.device_name} here runs no bfloat16)"
+    return {"float parts": used + note}
+
+
+def compile_config(
+    device_name: str, threads: int | None, profile: bool = False, precision: str = "f32"
+) -> dict[str, Any]:
+    """OpenVINO's compile settings for one latency-bound request: on a CPU, float parts in `precision` (f32, or bf16
+    for an INT8 model made with `--float-precision bf16`) and `threads` threads (None: OpenVINO's choice); `profile`
+    turns on its per-node counters (PERF_COUNT)."""
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if device_name == "CPU":
-        config.update(CPU_F32)
+        config["INFERENCE_PRECISION_HINT"] = precision
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
     if profile:
@@ -106,6 +129,8 @@ class OpenVinoBackend(ExportedBackend):
         det_names, seg_names, stride, end2end, dynamic, imgsz, batch, semantic_output, metadata: as OnnxBackend's.
         device_name: the OpenVINO device it runs on (CPU, GPU, NPU).
         providers: the device, for `info` (as ONNX Runtime's providers).
+        float_precision: what the float parts run in here: f32, or bf16 for an INT8 model made with
+            `--float-precision bf16` on a CPU with bfloat16 (elsewhere such a model runs them in f32).
     """
 
     kind = "OpenVINO"
@@ -137,7 +162,9 @@ class OpenVinoBackend(ExportedBackend):
         shape = [d.get_length() if d.is_static else "?" for d in model.inputs[0].get_partial_shape()]
         check_graph(outputs, shape, meta, self.path)
         self.device_name = openvino_device(device, core.available_devices)
-        self.compiled = core.compile_model(model, self.device_name, compile_config(self.device_name, threads))
+        self.float_precision = float_parts_precision(meta["float_precision"], self.device_name)
+        config = compile_config(self.device_name, threads, precision=self.float_precision)
+        self.compiled = core.compile_model(model, self.device_name, config)
         self.threads, self.device_request = threads, str(device)
         self.device = torch.device("cpu")  # outputs come back as CPU tensors
         self.providers = [f"OpenVINO {self.device_name}"]
