@@ -114,7 +114,7 @@ def test_bf16_float_parts_are_stored_run_where_the_cpu_has_bfloat16_and_agree_wi
     monkeypatch.setattr(ov_backend, "cpu_has_bf16", lambda: False)  # a CPU without bfloat16
     elsewhere = YOLOSeg(folder)
     assert elsewhere.backend("cpu", 1).float_precision == "f32"
-    assert elsewhere.info()["float parts"] == "f32 (bf16 asked; CPU here runs no bfloat16)"
+    assert elsewhere.info()["float parts"] == "f32 (bf16 asked; this CPU has no bfloat16)"
 
 
 def test_float_precision_bad_input_is_one_line(weights, tiny_pair, tmp_path):

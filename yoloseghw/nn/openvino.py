@@ -100,8 +100,10 @@ def float_parts_entry(backend: Any) -> dict[str, str]:
     """`info`'s line on what an OpenVINO INT8 model's float parts run in (empty for other models)."""
     if getattr(backend, "kind", None) != OpenVinoBackend.kind or backend.metadata["precision"] != "int8":
         return {}
+    if backend.device_name != "CPU":  # compiled without a precision hint: the device's own choice
+        return {"float parts": f"{backend.device_name}'s default precision"}
     requested, used = backend.metadata["float_precision"], backend.float_precision
-    note = "" if used == requested else f" ({requested} asked; {backend.device_name} here runs no bfloat16)"
+    note = "" if used == requested else f" ({requested} asked; this CPU has no bfloat16)"
     return {"float parts": used + note}
 
 
@@ -129,8 +131,9 @@ class OpenVinoBackend(ExportedBackend):
         det_names, seg_names, stride, end2end, dynamic, imgsz, batch, semantic_output, metadata: as OnnxBackend's.
         device_name: the OpenVINO device it runs on (CPU, GPU, NPU).
         providers: the device, for `info` (as ONNX Runtime's providers).
-        float_precision: what the float parts run in here: f32, or bf16 for an INT8 model made with
-            `--float-precision bf16` on a CPU with bfloat16 (elsewhere such a model runs them in f32).
+        float_precision: what the float parts run in on a CPU: f32, or bf16 for an INT8 model made with
+            `--float-precision bf16` on a CPU with bfloat16 (other CPUs run them in f32; a GPU or NPU, in its own
+            default precision).
     """
 
     kind = "OpenVINO"
