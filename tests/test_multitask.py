@@ -153,3 +153,8 @@ def test_task_mix_benchmark_names_its_runs_by_mix_and_seed():
         "mix-auto-seed2",
     ]
     assert seeded("", 1) + seeded("", 3, "stock") == "-seed1-stock3" and seeded("stock-det", 0) == "stock-det"
+
+
+def test_the_optimizer_cadence_counts_the_two_batches_of_a_joint_step():
+    assert TaskPlan("alternate").optimizer_cadence(4) == "an optimizer step every 4 batches"
+    assert TaskPlan("joint").optimizer_cadence(4) == "an optimizer step every 4 joint steps (8 batches)"

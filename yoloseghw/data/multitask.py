@@ -124,6 +124,13 @@ class TaskPlan:
             return [TASKS] * self.steps_per_epoch(batches)
         return [(task,) for task in spread(self.counts(epoch, epochs, batches))]
 
+    def optimizer_cadence(self, accumulate: int) -> str:
+        """How often the optimizer steps, in words: Ultralytics steps it every `accumulate` iterations, and a joint
+        step is one iteration that draws two batches."""
+        if self.kind != "joint":
+            return f"an optimizer step every {accumulate} batches"
+        return f"an optimizer step every {accumulate} joint steps ({2 * accumulate} batches)"
+
     def describe(self, batches: dict[str, int], epoch: int = 0, epochs: int = 1) -> str:
         """What an epoch is, in words (printed when training starts): its length and what its steps draw."""
         n = self.steps_per_epoch(batches)

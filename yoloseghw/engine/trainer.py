@@ -325,7 +325,7 @@ class DetSegTrainer(TrainerHooks):
         )
         console.print(
             f"Optimizer {type(self.optimizer).__name__} lr0={group['initial_lr']:.6g} "
-            f"(optimizer={self.args.optimizer}), an optimizer step every {self.accumulate} batches (nbs "
+            f"(optimizer={self.args.optimizer}), {self.plan.optimizer_cadence(self.accumulate)} (nbs "
             f"{self.args.nbs}), {self.epochs} epochs, imgsz {self.args.imgsz}, results to {self.save_dir}"
         )
         if self.plan.kind == "single":
