@@ -32,7 +32,7 @@ from yoloseghw.compress.bench_report import csv_text, plot, write_atomically
 from yoloseghw.data.dataset import load_data_config
 from yoloseghw.data.inputs import letterboxed, sample_images
 from yoloseghw.nn.backends import ort_session
-from yoloseghw.nn.openvino import CPU_F32, FOLDER_SUFFIX, is_openvino, openvino_core
+from yoloseghw.nn.openvino import FOLDER_SUFFIX, compile_config, is_openvino, openvino_core
 from yoloseghw.utils.console import console, make_progress
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import size_mb
@@ -294,5 +294,4 @@ def openvino_runner(onnx_path: Path, threads: int) -> Callable[[np.ndarray], Any
         import openvino  # noqa: F401
     except ImportError:
         return None
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, **CPU_F32}
-    return openvino_core().compile_model(str(onnx_path), "CPU", config)
+    return openvino_core().compile_model(str(onnx_path), "CPU", compile_config("CPU", threads))

@@ -22,7 +22,6 @@ EXTRA = 'pip install -e ".[openvino]"'  # the optional extra that brings openvin
 FOLDER_SUFFIX = "_openvino_model"  # Ultralytics' name for an OpenVINO export folder: best_openvino_model/
 INFO = "model_info"  # the runtime-information section the metadata keys live in (as Ultralytics writes them)
 DEVICES = {"": "CPU", "cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
-CPU_F32 = {"INFERENCE_PRECISION_HINT": "f32"}  # run what was exported, not the CPU's bf16 default
 
 
 def require_openvino() -> Any:
@@ -115,7 +114,7 @@ def compile_config(
     turns on its per-node counters (PERF_COUNT)."""
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if device_name == "CPU":
-        config["INFERENCE_PRECISION_HINT"] = precision
+        config["INFERENCE_PRECISION_HINT"] = precision  # f32 by default: what was exported, not the CPU's bf16 default
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
     if profile:
