@@ -22,8 +22,10 @@ from yoloseghw.nn.link import (
     BoxesTeachMasks,
     MasksTeachBoxes,
     components,
+    likeliest,
     link_terms,
     parse_link,
+    union_bce,
 )
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.errors import UserInputError
@@ -219,7 +221,7 @@ def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_
         assert det[branch]["boxes"].grad.abs().sum() > 0  # the assigned anchors learn the box
     merged = dict(batch, semantic_mask=batch["semantic_mask"].clone())
     merged["semantic_mask"][:, 26:42, 28:48] = CAR_SEG  # a second car touching the first one's corner
-    assert term.pseudo_boxes(batch["semantic_mask"][0].numpy()) == [(CAR_DET, (8, 10, 28, 26))]
+    assert term.pseudo_boxes(batch["semantic_mask"][0].numpy()) == [((CAR_DET,), (8, 10, 28, 26))]
     assert term.pseudo_boxes(merged["semantic_mask"][0].numpy()) == []
     det, _ = model.forward_heads(batch["img"], ("det", "seg"))
     det["one2many"]["scores"].retain_grad()
@@ -233,6 +235,47 @@ def anchor_centres(feats: list[torch.Tensor], strides: torch.Tensor) -> torch.Te
     """[anchors, 2] Detect's anchor centres in pixels, level after level."""
     points, steps = make_anchors(feats, strides, 0.5)
     return points * steps
+
+
+def test_a_component_of_a_class_several_detection_classes_link_to_teaches_their_union():
+    """car=car,sign=car: the car component is a pseudo-box of (car, sign). The assigner takes the one the detector
+    scores higher inside it (sign, made e times likelier by its bias), and the class term raises both channels at the
+    assigned anchors (the union's probability), the likelier one more; person (unlinked) gets nothing."""
+    link = {CAR_DET: CAR_SEG, 2: CAR_SEG}
+    model = tiny_model()
+    detect = model.model[-1]
+    for seq in [*detect.cv3, *getattr(detect, "one2one_cv3", [])]:
+        seq[-1].bias.data[2] += 1.0
+    batch = seg_batch()
+    term = MasksTeachBoxes(link, 1.0)
+    assert term.pseudo_boxes(batch["semantic_mask"][0].numpy()) == [((CAR_DET, 2), (8, 10, 28, 26))]
+    det, _ = model.forward_heads(batch["img"], ("det", "seg"))
+    centres = anchor_centres(det["one2many"]["feats"], detect.stride)
+    scores = det["one2many"]["scores"][0]
+    assert likeliest(scores, centres, (CAR_DET, 2), (8, 10, 28, 26)) == 2
+    assert likeliest(scores, centres, (CAR_DET,), (8, 10, 28, 26)) == CAR_DET
+    det["one2many"]["scores"].retain_grad()
+    term(model, (det, None), batch).backward()
+    grad = det["one2many"]["scores"].grad
+    x, y = centres.long().unbind(1)
+    inside = (x >= 8) & (x < 28) & (y >= 10) & (y < 26)
+    pulled = (grad[:, 2] < 0) & inside
+    assert pulled.any() and bool((grad[:, CAR_DET][pulled] < 0).all())
+    assert grad[:, 2][pulled].sum() < grad[:, CAR_DET][pulled].sum()  # each in proportion to its probability
+    assert torch.equal(grad[:, 1], torch.zeros_like(grad[:, 1]))
+
+
+def test_the_union_loss_is_bce_for_one_class_and_the_union_probability_for_several():
+    logits = torch.tensor([[0.3, -1.2], [2.0, 0.5], [-4.0, -4.0]])
+    target = torch.tensor([0.8, 0.1, 0.5])
+    one = union_bce(logits[:, :1], torch.ones(3, 1, dtype=torch.bool), target)
+    assert torch.allclose(
+        one, torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], target, reduction="sum")
+    )
+    held = torch.tensor([[True, True], [True, False], [True, True]])
+    p = 1 - ((1 - logits.sigmoid()) * held + ~held).prod(1)
+    expected = torch.nn.functional.binary_cross_entropy(p, target, reduction="sum")
+    assert torch.allclose(union_bce(logits, held, target), expected, atol=1e-5)
 
 
 def test_only_confident_boxes_over_other_classes_pixels_are_pushed_down():

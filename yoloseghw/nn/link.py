@@ -11,7 +11,9 @@ labels teach the other head, for the linked classes only. Two loss terms (nn/los
   pass a size and fill test (so that two touching instances, merged into one component, are never taken for one)
   become pseudo-boxes: Ultralytics' task-aligned assigner (the detection loss's own, per branch) picks their anchors,
   which learn the box through that loss's own box terms, and the class (towards their box's IoU) on that class's
-  channel only. The anchors a box label set would make negatives of the class are taught "not this class" as the
+  channel only (on the union of the channels of all the detection classes linked to the semantic class, where
+  several are: `car=car,bus=car,truck=car`, for a mask set whose car holds buses and trucks too). The anchors a box
+  label set would make negatives of the class are taught "not this class" as the
   detection loss teaches them: those centred on a labelled pixel outside the bounding box of every component of the
   class (of any size), where no box of the class could be and the assigner could not pick them. Anchors centred on
   unlabelled pixels (255) or inside a component's bounding box that is no pseudo-box get no class signal.
@@ -209,7 +211,8 @@ class MasksTeachBoxes(LinkTerm):
             xyxy = pixel_boxes(out, detect, points, steps)
             push = self.push_term(out["scores"].float(), xyxy, labels)
             negatives = self.negatives(free, centres, out["scores"].shape[1])
-            total = total + gain * (push + pseudo_box_term(criterion, out, xyxy, pseudo, negatives, labels.shape[-2:]))
+            positives = pseudo_box_term(criterion, out, xyxy, centres, pseudo, negatives, labels.shape[-2:])
+            total = total + gain * (push + positives)
         return self.weight * total
 
     def negatives(self, free: torch.Tensor, centres: torch.Tensor, nc: int) -> torch.Tensor:
@@ -223,10 +226,10 @@ class MasksTeachBoxes(LinkTerm):
             out[:, dets] = free[:, k, y, x][:, None]
         return out
 
-    def pseudo_boxes(self, mask: np.ndarray) -> list[tuple[int, tuple[int, int, int, int]]]:
-        """(detection class, box) for the separable components of each semantic class linked to one detection class
-        only (a component of a class several detection classes link to could be any of them)."""
-        return [(dets[0], box) for s, dets in self.by_seg.items() if len(dets) == 1 for box in components(mask, s)]
+    def pseudo_boxes(self, mask: np.ndarray) -> list[tuple[tuple[int, ...], tuple[int, int, int, int]]]:
+        """(detection classes, box) for the separable components of each linked semantic class: the classes are all
+        those linked to it (`car=car,truck=car`: a component of car is a car or a truck, see `pseudo_box_term`)."""
+        return [(tuple(dets), box) for s, dets in self.by_seg.items() for box in components(mask, s)]
 
     def push_term(self, scores: torch.Tensor, xyxy: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The push to "not this class" of the confident boxes of a linked class over (almost) none of its pixels,
@@ -253,45 +256,86 @@ def pseudo_box_term(
     criterion: Any,
     out: dict,
     xyxy: torch.Tensor,
-    pseudo: list[list[tuple[int, tuple[int, int, int, int]]]],
+    centres: torch.Tensor,
+    pseudo: list[list[tuple[tuple[int, ...], tuple[int, int, int, int]]]],
     negatives: torch.Tensor,
     size: tuple[int, int],
 ) -> torch.Tensor:
     """The pseudo-boxes as detection targets of one branch, assigned to anchors by the branch's own task-aligned
     assigner and its own box loss (Ultralytics' v8DetectionLoss, with its gains), summed over the images as its loss
-    is. The class term is BCE, as Ultralytics' class loss is, but only on the assigned anchors' own class (towards
+    is. The class term is BCE, as Ultralytics' class loss is, but only on the assigned anchors' own classes (towards
     the IoU of their box with the pseudo-box) and on the `negatives` (towards 0): Ultralytics' class loss would also
     teach every other class, and every anchor near an instance too small or too merged to be a pseudo-box, "no
     object", and a mask image may not teach that. Both sums are normalised by the IoUs' sum (at least 1), as
     Ultralytics normalises by its targets' sum.
 
+    A pseudo-box of a semantic class that several detection classes link to (`car=car,truck=car`) is one of them,
+    and the mask cannot tell which: the assigner takes the one the branch scores highest at the anchors inside the
+    box, and the class term teaches their union (the probability that the anchor is any of them, 1 - prod(1 - p)),
+    so that the detector's own scores, learned from the box set, decide which of them rises.
+
     Args:
         criterion: the branch's Ultralytics detection loss (v8DetectionLoss).
         out: the branch's outputs ("boxes", "scores" [B, nc, anchors], "feats").
         xyxy: [B, anchors, 4] the branch's decoded boxes in pixels (detached).
-        pseudo: each image's (detection class, (x0, y0, x1, y1) pixels).
+        centres: [anchors, 2] the anchors' centres (x, y pixels).
+        pseudo: each image's (detection classes, (x0, y0, x1, y1) pixels).
         negatives: [B, nc, anchors] the scores taught "not this class" (MasksTeachBoxes.negatives).
         size: the label maps' (H, W), the network input's.
     """
     scores = out["scores"].float()
     background = scores[negatives]
     negative = F.binary_cross_entropy_with_logits(background, torch.zeros_like(background), reduction="sum")
-    rows = [(i, c, box) for i, boxes in enumerate(pseudo) for c, box in boxes]
+    rows = [(i, dets, box) for i, boxes in enumerate(pseudo) for dets, box in boxes]
     if not rows:
         return class_gain(criterion) * negative * len(pseudo)
-    h, w = size
     targets = xyxy.new_tensor(
-        [[i, c, (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h] for i, c, (x0, y0, x1, y1) in rows]
+        [[i, likeliest(scores[i], centres, dets, box), *normalised_xywh(box, size)] for i, dets, box in rows]
     )
     batch = {"batch_idx": targets[:, 0], "cls": targets[:, 1:2], "bboxes": targets[:, 2:]}
     fg, gt_index, target_boxes, box_loss, cls_gain = assigned_box_loss(criterion, out, batch)
     image, anchor = fg.nonzero(as_tuple=True)
-    per_image = [[c for j, c, _ in rows if j == i] for i in range(len(pseudo))]  # in the order Ultralytics pads them
-    classes = torch.tensor([per_image[i][k] for i, k in zip(image.tolist(), gt_index[image, anchor].tolist())])
-    logits = scores[image, classes.to(image.device), anchor]
+    per_image = [[dets for j, dets, _ in rows if j == i] for i in range(len(pseudo))]  # as Ultralytics pads them
+    members = [per_image[i][k] for i, k in zip(image.tolist(), gt_index[image, anchor].tolist())]
+    width = max((len(m) for m in members), default=1)
+    classes = torch.tensor([list(m) + [m[0]] * (width - len(m)) for m in members], dtype=torch.long).view(-1, width)
+    held = torch.tensor([[k < len(m) for k in range(width)] for m in members], dtype=torch.bool).view(-1, width)
+    classes, held = classes.to(image.device), held.to(image.device)
+    logits = scores[image[:, None], classes, anchor[:, None]]  # [assigned anchors, the most classes of a box]
     quality = bbox_iou(xyxy[image, anchor], target_boxes[image, anchor], xywh=False).view(-1).clamp(min=0).detach()
-    positive = F.binary_cross_entropy_with_logits(logits, quality, reduction="sum")
+    positive = union_bce(logits, held, quality)
     return (box_loss + cls_gain * (positive + negative) / quality.sum().clamp(min=1)) * len(pseudo)
+
+
+def normalised_xywh(box: tuple[int, int, int, int], size: tuple[int, int]) -> list[float]:
+    """A box (x0, y0, x1, y1 pixels) as Ultralytics' labels give it: centre and size over the image's (H, W)."""
+    (x0, y0, x1, y1), (h, w) = box, size
+    return [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
+
+
+def likeliest(scores: torch.Tensor, centres: torch.Tensor, dets: tuple[int, ...], box: tuple[int, ...]) -> int:
+    """Of the detection classes `dets` a pseudo-box may be, the one whose highest score ([nc, anchors] logits, not
+    differentiated) at the anchors centred inside `box` (x0, y0, x1, y1 pixels) is highest (the first where no
+    anchor is inside, or where there is only one)."""
+    if len(dets) == 1:
+        return dets[0]
+    x0, y0, x1, y1 = box
+    inside = (centres[:, 0] >= x0) & (centres[:, 0] < x1) & (centres[:, 1] >= y0) & (centres[:, 1] < y1)
+    if not inside.any():
+        return dets[0]
+    best = scores.detach()[list(dets)][:, inside].amax(1)
+    return dets[int(best.argmax())]
+
+
+def union_bce(logits: torch.Tensor, held: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed BCE of the probability that an anchor is any of its classes, 1 - prod(1 - sigmoid(logit)), towards
+    `target` [n]: `logits` [n, k] with `held` [n, k] False where a row has fewer than k classes. With one class per
+    row it is BCE with logits (and computed as that)."""
+    if logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], target, reduction="sum")
+    log_none = -(F.softplus(logits) * held).sum(1)  # log prod(1 - p)
+    log_any = torch.log((-torch.expm1(log_none)).clamp(min=torch.finfo(logits.dtype).tiny))
+    return -(target * log_any + (1 - target) * log_none).sum()
 
 
 class BoxCover:
