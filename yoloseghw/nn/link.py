@@ -205,13 +205,15 @@ class MasksTeachBoxes(LinkTerm):
         pseudo = [self.pseudo_boxes(mask) for mask in masks]
         free = torch.from_numpy(np.stack([[background(m, s) for s in self.by_seg] for m in masks])).to(labels.device)
         total = labels.new_zeros((), dtype=torch.float)
-        for gain, criterion, out in detection_loss_branches(model.built_criterion().det, det):
+        branches = detection_loss_branches(model.built_criterion().det, det)
+        for k, (gain, criterion, out) in enumerate(branches):
             points, steps = make_anchors(out["feats"], detect.stride, 0.5)  # [anchors, 2] in strides, [anchors, 1]
             centres = points * steps  # [anchors, 2] pixels
             xyxy = pixel_boxes(out, detect, points, steps)
             push = self.push_term(out["scores"].float(), xyxy, labels)
             negatives = self.negatives(free, centres, out["scores"].shape[1])
-            positives = pseudo_box_term(criterion, out, xyxy, centres, pseudo, negatives, labels.shape[-2:])
+            cls_scores = feature_scores(detect.one2many["cls_head"], out["feats"]) if k == 0 else None
+            positives = pseudo_box_term(criterion, out, xyxy, centres, pseudo, negatives, labels.shape[-2:], cls_scores)
             total = total + gain * (push + positives)
         return self.weight * total
 
@@ -260,6 +262,7 @@ def pseudo_box_term(
     pseudo: list[list[tuple[tuple[int, ...], tuple[int, int, int, int]]]],
     negatives: torch.Tensor,
     size: tuple[int, int],
+    cls_scores: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The pseudo-boxes as detection targets of one branch, assigned to anchors by the branch's own task-aligned
     assigner and its own box loss (Ultralytics' v8DetectionLoss, with its gains), summed over the images as its loss
@@ -301,10 +304,24 @@ def pseudo_box_term(
     classes = torch.tensor([list(m) + [m[0]] * (width - len(m)) for m in members], dtype=torch.long).view(-1, width)
     held = torch.tensor([[k < len(m) for k in range(width)] for m in members], dtype=torch.bool).view(-1, width)
     classes, held = classes.to(image.device), held.to(image.device)
-    logits = scores[image[:, None], classes, anchor[:, None]]  # [assigned anchors, the most classes of a box]
     quality = bbox_iou(xyxy[image, anchor], target_boxes[image, anchor], xywh=False).view(-1).clamp(min=0).detach()
-    positive = union_bce(logits, held, quality)
+    positive = 0.0
+    if cls_scores is not None:
+        logits = cls_scores[image[:, None], classes, anchor[:, None]]  # [assigned anchors, the most classes of a box]
+        positive = union_bce(logits, held, quality)
     return (box_loss + cls_gain * (positive + negative) / quality.sum().clamp(min=1)) * len(pseudo)
+
+
+def feature_scores(cls_head: Any, feats: list[torch.Tensor]) -> torch.Tensor:
+    """[B, nc, anchors] class logits of `feats` through the class branch with its parameters detached (and its
+    BatchNorm statistics left alone): the loss on them trains the features, not the class branch."""
+    from torch.func import functional_call
+
+    outs = []
+    for head, x in zip(cls_head, feats):
+        state = {n: p.detach() for n, p in head.named_parameters()} | {n: b.clone() for n, b in head.named_buffers()}
+        outs.append(functional_call(head, state, (x,)).flatten(2))
+    return torch.cat(outs, -1).float()
 
 
 def normalised_xywh(box: tuple[int, int, int, int], size: tuple[int, int]) -> list[float]:
