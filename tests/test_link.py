@@ -14,6 +14,7 @@ from ultralytics.utils.tal import make_anchors
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
 from yoloseghw.engine.checkpoint import load_model
+from yoloseghw.nn import link as link_module
 from yoloseghw.nn.boxinst import cells, pairwise_loss, projection_loss
 from yoloseghw.nn.link import (
     BOX2MASK_LOSS,
@@ -22,6 +23,7 @@ from yoloseghw.nn.link import (
     BoxesTeachMasks,
     MasksTeachBoxes,
     components,
+    feature_scores,
     likeliest,
     link_terms,
     parse_link,
@@ -192,11 +194,28 @@ def test_a_direction_of_weight_zero_has_no_term_and_runs_no_other_head():
     assert torch.equal(class_rows_grad(model.model[-1], 3), torch.zeros(3))
 
 
-def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_only():
+def kept_feature_scores(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """The logits the pseudo-boxes' class term is taken on (`feature_scores`), kept with their gradient."""
+    kept = []
+
+    def keeping(cls_head: torch.nn.Module, feats: list[torch.Tensor]) -> torch.Tensor:
+        out = feature_scores(cls_head, feats)
+        out.retain_grad()
+        kept.append(out)
+        return out
+
+    monkeypatch.setattr(link_module, "feature_scores", keeping)
+    return kept
+
+
+def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_only(monkeypatch):
     """A pseudo-box goes through Ultralytics' task-aligned assigner, branch by branch: the term pulls the car score
-    up (and only the car score) at anchors whose centres lie in the car, and teaches their boxes; the anchors centred
-    on labelled pixels outside the car's box are pushed down, as the detection loss's negatives are, and no others.
-    A mask of two touching cars gives no pseudo-box: only the negatives outside both cars' boxes are taught."""
+    up (and only the car score) at anchors whose centres lie in the car, on the one-to-many branch, through the
+    features only (the class branch's own scores get no pull), and teaches both branches' boxes; the anchors centred
+    on labelled pixels outside the car's box are pushed down on the class branch's own scores, as the detection
+    loss's negatives are, and no others. A mask of two touching cars gives no pseudo-box: only the negatives outside
+    both cars' boxes are taught."""
+    kept = kept_feature_scores(monkeypatch)
     model = tiny_model()
     batch = seg_batch()
     det, _ = model.forward_heads(batch["img"], ("det", "seg"))
@@ -210,14 +229,15 @@ def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_
     x, y = centres.long().unbind(1)
     inside = (centres[:, 0] > 8) & (centres[:, 0] < 28) & (centres[:, 1] > 10) & (centres[:, 1] < 26)
     background = (batch["semantic_mask"][0, y, x] != 255) & ~((x >= 8) & (x < 28) & (y >= 10) & (y < 26))
+    assert len(kept) == 1  # the one-to-many branch's; the one-to-one branch learns the box only
+    grad = kept[0].grad  # [B, nc, anchors]
+    pulled = grad[:, CAR_DET] < 0
+    assert bool(inside[pulled.nonzero()[:, 1]].all()) and min(pulled.sum(1).tolist()) > 1
+    assert not (grad[:, CAR_DET] > 0).any() and torch.equal(grad[:, 1:], torch.zeros_like(grad[:, 1:]))
     for branch in ("one2many", "one2one"):
-        grad = det[branch]["scores"].grad  # [B, nc, anchors]
-        pulled = grad[:, CAR_DET] < 0
-        assert bool(inside[pulled.nonzero()[:, 1]].all()), branch
-        per_image = pulled.sum(1).tolist()  # one-to-one: its assigner's one anchor per box; one-to-many: several
-        assert per_image == [1, 1] if branch == "one2one" else min(per_image) > 1, (branch, per_image)
+        grad = det[branch]["scores"].grad
         assert torch.equal(grad[:, CAR_DET] > 0, background.expand(2, -1)), branch  # the negatives, all of them
-        assert torch.equal(grad[:, 1:], torch.zeros_like(grad[:, 1:]))
+        assert not (grad < 0).any() and torch.equal(grad[:, 1:], torch.zeros_like(grad[:, 1:])), branch
         assert det[branch]["boxes"].grad.abs().sum() > 0  # the assigned anchors learn the box
     merged = dict(batch, semantic_mask=batch["semantic_mask"].clone())
     merged["semantic_mask"][:, 26:42, 28:48] = CAR_SEG  # a second car touching the first one's corner
@@ -226,9 +246,45 @@ def test_mask_term_rewards_the_anchors_the_assigner_gives_a_separable_component_
     det, _ = model.forward_heads(batch["img"], ("det", "seg"))
     det["one2many"]["scores"].retain_grad()
     term(model, (det, None), merged).backward()
+    assert kept[-1].grad is None  # no pseudo-box: the class term is not taken
     grad = det["one2many"]["scores"].grad[:, CAR_DET]
     in_either = ((x >= 8) & (x < 28) & (y >= 10) & (y < 26)) | ((x >= 28) & (x < 48) & (y >= 26) & (y < 42))
     assert not (grad < 0).any() and (grad > 0).any() and not (grad[:, in_either] != 0).any()
+
+
+def test_feature_scores_are_the_class_branchs_logits_and_train_only_its_inputs():
+    """The class branch's own logits, with the gradient going to the features and none to the branch's parameters
+    or BatchNorm statistics."""
+    model = tiny_model()
+    detect = model.model[-1]
+    det, _ = model.forward_heads(seg_batch()["img"], ("det",))
+    feats = [f.detach().requires_grad_() for f in det["one2many"]["feats"]]
+    head = detect.one2many["cls_head"]
+    stats = {n: b.clone() for n, b in head.named_buffers()}
+    scores = feature_scores(head, feats)
+    assert all(torch.equal(b, stats[n]) for n, b in head.named_buffers())
+    assert torch.allclose(scores, detect.forward_head(feats, **detect.one2many)["scores"], atol=1e-5)
+    model.zero_grad()
+    scores[:, CAR_DET].sum().backward()
+    assert all(p.grad is None for p in head.parameters())
+    assert all(f.grad.abs().sum() > 0 for f in feats)
+
+
+def test_the_class_branch_learns_nothing_from_a_pseudo_box(monkeypatch):
+    """A mask image whose only labelled pixels are one separable car, and a detector that finds nothing: no
+    negatives and no push, so the term is the pseudo-box's alone, and Detect's class branches get exactly zero
+    gradient from it while the features (the neck) do learn."""
+    kept = kept_feature_scores(monkeypatch)
+    model = tiny_model()
+    batch = seg_batch()
+    batch["semantic_mask"] = torch.where(batch["semantic_mask"] == CAR_SEG, CAR_SEG, 255)
+    det, _ = model.forward_heads(batch["img"], ("det", "seg"))
+    MasksTeachBoxes(LINK, 1.0)(model, (det, None), batch).backward()
+    detect = model.model[-1]
+    assert kept[0].grad[:, CAR_DET].min() < 0
+    for seq in [*detect.cv3, *detect.one2one_cv3]:
+        assert all(p.grad is None or not p.grad.any() for p in seq.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.model[-2].parameters())
 
 
 def anchor_centres(feats: list[torch.Tensor], strides: torch.Tensor) -> torch.Tensor:
@@ -237,10 +293,11 @@ def anchor_centres(feats: list[torch.Tensor], strides: torch.Tensor) -> torch.Te
     return points * steps
 
 
-def test_a_component_of_a_class_several_detection_classes_link_to_teaches_their_union():
+def test_a_component_of_a_class_several_detection_classes_link_to_teaches_their_union(monkeypatch):
     """car=car,sign=car: the car component is a pseudo-box of (car, sign). The assigner takes the one the detector
     scores higher inside it (sign, made e times likelier by its bias), and the class term raises both channels at the
     assigned anchors (the union's probability), the likelier one more; person (unlinked) gets nothing."""
+    kept = kept_feature_scores(monkeypatch)
     link = {CAR_DET: CAR_SEG, 2: CAR_SEG}
     model = tiny_model()
     detect = model.model[-1]
@@ -254,9 +311,8 @@ def test_a_component_of_a_class_several_detection_classes_link_to_teaches_their_
     scores = det["one2many"]["scores"][0]
     assert likeliest(scores, centres, (CAR_DET, 2), (8, 10, 28, 26)) == 2
     assert likeliest(scores, centres, (CAR_DET,), (8, 10, 28, 26)) == CAR_DET
-    det["one2many"]["scores"].retain_grad()
     term(model, (det, None), batch).backward()
-    grad = det["one2many"]["scores"].grad
+    grad = kept[0].grad
     x, y = centres.long().unbind(1)
     inside = (x >= 8) & (x < 28) & (y >= 10) & (y < 26)
     pulled = (grad[:, 2] < 0) & inside

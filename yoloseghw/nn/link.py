@@ -12,11 +12,16 @@ labels teach the other head, for the linked classes only. Two loss terms (nn/los
   become pseudo-boxes: Ultralytics' task-aligned assigner (the detection loss's own, per branch) picks their anchors,
   which learn the box through that loss's own box terms, and the class (towards their box's IoU) on that class's
   channel only (on the union of the channels of all the detection classes linked to the semantic class, where
-  several are: `car=car,bus=car,truck=car`, for a mask set whose car holds buses and trucks too). The anchors a box
-  label set would make negatives of the class are taught "not this class" as the
-  detection loss teaches them: those centred on a labelled pixel outside the bounding box of every component of the
-  class (of any size), where no box of the class could be and the assigner could not pick them. Anchors centred on
-  unlabelled pixels (255) or inside a component's bounding box that is no pseudo-box get no class signal.
+  several are: `car=car,bus=car,truck=car`, for a mask set whose car holds buses and trucks too). That class term
+  runs through a copy of the one-to-many class branch whose parameters are detached (`feature_scores`): it teaches
+  the features (neck and backbone) to carry the class, and leaves the class branch, the one that scores boxes, to
+  the box set; the one-to-one branch (YOLO26), whose features Detect detaches, learns the box only. Why: trained
+  through the class branch itself, the car channel learned the mask set's cars and fired on the box set's other
+  vehicles (docs/benchmarks.md, "--link"). The anchors a box label set would make negatives of the class are taught
+  "not this class" (on the class branch's own scores) as the detection loss teaches them: those centred on a
+  labelled pixel outside the bounding box of every component of the class (of any size), where no box of the class
+  could be and the assigner could not pick them. Anchors centred on unlabelled pixels (255) or inside a component's
+  bounding box that is no pseudo-box get no class signal.
 
 Only linked classes are touched: an unlinked semantic class (its logit) and an unlinked detection class (its score
 channel) get exactly zero gradient from the other dataset's images. The probability of a linked semantic class is
@@ -31,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import dist2bbox, make_anchors
 
@@ -205,13 +211,13 @@ class MasksTeachBoxes(LinkTerm):
         pseudo = [self.pseudo_boxes(mask) for mask in masks]
         free = torch.from_numpy(np.stack([[background(m, s) for s in self.by_seg] for m in masks])).to(labels.device)
         total = labels.new_zeros((), dtype=torch.float)
-        branches = detection_loss_branches(model.built_criterion().det, det)
-        for k, (gain, criterion, out) in enumerate(branches):
+        for k, (gain, criterion, out) in enumerate(detection_loss_branches(model.built_criterion().det, det)):
             points, steps = make_anchors(out["feats"], detect.stride, 0.5)  # [anchors, 2] in strides, [anchors, 1]
             centres = points * steps  # [anchors, 2] pixels
             xyxy = pixel_boxes(out, detect, points, steps)
             push = self.push_term(out["scores"].float(), xyxy, labels)
             negatives = self.negatives(free, centres, out["scores"].shape[1])
+            # the one-to-many branch (the first) only: the one-to-one branch's features are detached (YOLO26)
             cls_scores = feature_scores(detect.one2many["cls_head"], out["feats"]) if k == 0 else None
             positives = pseudo_box_term(criterion, out, xyxy, centres, pseudo, negatives, labels.shape[-2:], cls_scores)
             total = total + gain * (push + positives)
@@ -267,7 +273,8 @@ def pseudo_box_term(
     """The pseudo-boxes as detection targets of one branch, assigned to anchors by the branch's own task-aligned
     assigner and its own box loss (Ultralytics' v8DetectionLoss, with its gains), summed over the images as its loss
     is. The class term is BCE, as Ultralytics' class loss is, but only on the assigned anchors' own classes (towards
-    the IoU of their box with the pseudo-box) and on the `negatives` (towards 0): Ultralytics' class loss would also
+    the IoU of their box with the pseudo-box, on `cls_scores`) and on the `negatives` (towards 0, on the branch's own
+    scores, so that the class branch learns where the class is not): Ultralytics' class loss would also
     teach every other class, and every anchor near an instance too small or too merged to be a pseudo-box, "no
     object", and a mask image may not teach that. Both sums are normalised by the IoUs' sum (at least 1), as
     Ultralytics normalises by its targets' sum.
@@ -285,6 +292,8 @@ def pseudo_box_term(
         pseudo: each image's (detection classes, (x0, y0, x1, y1) pixels).
         negatives: [B, nc, anchors] the scores taught "not this class" (MasksTeachBoxes.negatives).
         size: the label maps' (H, W), the network input's.
+        cls_scores: [B, nc, anchors] the logits the class term is taken on (`feature_scores`), or None for the box
+            terms and the negatives alone.
     """
     scores = out["scores"].float()
     background = scores[negatives]
@@ -315,8 +324,6 @@ def pseudo_box_term(
 def feature_scores(cls_head: Any, feats: list[torch.Tensor]) -> torch.Tensor:
     """[B, nc, anchors] class logits of `feats` through the class branch with its parameters detached (and its
     BatchNorm statistics left alone): the loss on them trains the features, not the class branch."""
-    from torch.func import functional_call
-
     outs = []
     for head, x in zip(cls_head, feats):
         state = {n: p.detach() for n, p in head.named_parameters()} | {n: b.clone() for n, b in head.named_buffers()}
