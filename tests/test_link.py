@@ -31,6 +31,7 @@ from yoloseghw.nn.link import (
 )
 from yoloseghw.nn.tasks import DetSegModel
 from yoloseghw.utils.errors import UserInputError
+from yoloseghw.utils.options import check_options
 
 from .conftest import TINY
 
@@ -95,6 +96,15 @@ def test_parse_link_by_name_auto_and_unknown_names():
         parse_link("car", DET, SEG)
     with pytest.raises(UserInputError, match="share no class name"):
         parse_link("auto", DET, {0: "sky"})
+
+
+def test_link_weight_defaults_to_the_measured_pair_and_takes_one_or_two_weights():
+    """Box-to-mask 0.1, mask-to-box 0.25 unless given (docs/benchmarks.md, "--link"); one weight sets both."""
+    assert check_options({}, 10)["link_weight"] == (0.1, 0.25)
+    assert check_options({"link_weight": "0.5"}, 10)["link_weight"] == (0.5, 0.5)
+    assert check_options({"link_weight": "1,0"}, 10)["link_weight"] == (1.0, 0.0)
+    with pytest.raises(UserInputError, match="--link-weight"):
+        check_options({"link_weight": "-1"}, 10)
 
 
 def test_projection_loss_is_zero_for_a_perfect_mask_inside_its_box():

@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "bn_recalibrate": 0,
     "epoch_steps": None,
     "link": None,
-    "link_weight": 0.25,
+    "link_weight": "0.1,0.25",  # box-to-mask, mask-to-box (docs/benchmarks.md, "--link")
 }
 RETIRED = frozenset({"pseudo_conf"})  # options of earlier releases that pair yamls may still hold; ignored
 DISTILL_SCHEDULES = ("phased", "single")  # where --distill is on unless --no-distill: one task after the other
