@@ -218,8 +218,8 @@ class MasksTeachBoxes(LinkTerm):
             push = self.push_term(out["scores"].float(), xyxy, labels)
             negatives = self.negatives(free, centres, out["scores"].shape[1])
             # the one-to-many branch (the first) only: the one-to-one branch's features are detached (YOLO26)
-            cls_scores = feature_scores(detect.one2many["cls_head"], out["feats"]) if k == 0 else None
-            positives = pseudo_box_term(criterion, out, xyxy, centres, pseudo, negatives, labels.shape[-2:], cls_scores)
+            cls_head = detect.one2many["cls_head"] if k == 0 else None
+            positives = pseudo_box_term(criterion, out, xyxy, centres, pseudo, negatives, labels.shape[-2:], cls_head)
             total = total + gain * (push + positives)
         return self.weight * total
 
@@ -268,16 +268,16 @@ def pseudo_box_term(
     pseudo: list[list[tuple[tuple[int, ...], tuple[int, int, int, int]]]],
     negatives: torch.Tensor,
     size: tuple[int, int],
-    cls_scores: torch.Tensor | None = None,
+    cls_head: Any = None,
 ) -> torch.Tensor:
     """The pseudo-boxes as detection targets of one branch, assigned to anchors by the branch's own task-aligned
     assigner and its own box loss (Ultralytics' v8DetectionLoss, with its gains), summed over the images as its loss
     is. The class term is BCE, as Ultralytics' class loss is, but only on the assigned anchors' own classes (towards
-    the IoU of their box with the pseudo-box, on `cls_scores`) and on the `negatives` (towards 0, on the branch's own
-    scores, so that the class branch learns where the class is not): Ultralytics' class loss would also
-    teach every other class, and every anchor near an instance too small or too merged to be a pseudo-box, "no
-    object", and a mask image may not teach that. Both sums are normalised by the IoUs' sum (at least 1), as
-    Ultralytics normalises by its targets' sum.
+    the IoU of their box with the pseudo-box, on `feature_scores` of `cls_head`) and on the `negatives` (towards 0,
+    on the branch's own scores, so that the class branch learns where the class is not): Ultralytics' class loss
+    would also teach every other class, and every anchor near an instance too small or too merged to be a
+    pseudo-box, "no object", and a mask image may not teach that. Both sums are normalised by the IoUs' sum (at
+    least 1), as Ultralytics normalises by its targets' sum.
 
     A pseudo-box of a semantic class that several detection classes link to (`car=car,truck=car`) is one of them,
     and the mask cannot tell which: the assigner takes the one the branch scores highest at the anchors inside the
@@ -292,8 +292,8 @@ def pseudo_box_term(
         pseudo: each image's (detection classes, (x0, y0, x1, y1) pixels).
         negatives: [B, nc, anchors] the scores taught "not this class" (MasksTeachBoxes.negatives).
         size: the label maps' (H, W), the network input's.
-        cls_scores: [B, nc, anchors] the logits the class term is taken on (`feature_scores`), or None for the box
-            terms and the negatives alone.
+        cls_head: the class branch whose `feature_scores` of the branch's features the class term is taken on
+            (computed only where an image holds a pseudo-box), or None for the box terms and the negatives alone.
     """
     scores = out["scores"].float()
     background = scores[negatives]
@@ -315,7 +315,8 @@ def pseudo_box_term(
     classes, held = classes.to(image.device), held.to(image.device)
     quality = bbox_iou(xyxy[image, anchor], target_boxes[image, anchor], xywh=False).view(-1).clamp(min=0).detach()
     positive = 0.0
-    if cls_scores is not None:
+    if cls_head is not None:
+        cls_scores = feature_scores(cls_head, out["feats"])
         logits = cls_scores[image[:, None], classes, anchor[:, None]]  # [assigned anchors, the most classes of a box]
         positive = union_bce(logits, held, quality)
     return (box_loss + cls_gain * (positive + negative) / quality.sum().clamp(min=1)) * len(pseudo)
