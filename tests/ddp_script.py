@@ -6,7 +6,8 @@ Run by tests/test_ddp.py in one of two ways:
 - as `yoloseg train --device 0,1` runs on GPUs, through Ultralytics' DDP launcher, forced onto 2 CPU processes:
   `python tests/ddp_script.py DET SEG PROJECT OUT launch`;
 - without DDP: `python tests/ddp_script.py DET SEG PROJECT OUT`.
-Flags after OUT: `fail-on-rank-1` makes rank 1 meet bad input when training starts; `exact` trains without
+Flags after OUT: `fail-on-rank-1` makes rank 1 meet bad input when training starts; `fake-gain` gives each rank
+other validation metrics for `--ratio gain` (rank 0's favour segmentation, rank 1's detection); `exact` trains without
 augmentation, each dataset in one batch, so that the order the sampler draws images in changes nothing; `key=value`
 passes a training option (e.g. `schedule=joint`).
 Each rank writes OUT/rank{R}.json: the model wrapper, the world size, and per step the epoch, task and image files.
@@ -32,6 +33,7 @@ from yoloseghw.utils.errors import UserInputError
 DET, SEG, PROJECT, OUT = sys.argv[1:5]
 LAUNCH = "launch" in sys.argv[5:]
 FAIL_ON_RANK_1 = "fail-on-rank-1" in sys.argv[5:]
+FAKE_GAIN = "fake-gain" in sys.argv[5:]
 EXACT = {
     "batch": 8,
     "nbs": 8,
@@ -67,6 +69,12 @@ class RecordingTrainer(DetSegTrainer):
         self.record.update(wrapper=type(self.model).__name__, world_size=world)
         if FAIL_ON_RANK_1 and dist.get_rank() == 1:
             raise UserInputError("--det: images/train/0003.jpg: image file is truncated")
+
+    def _finished_metrics(self) -> list[dict[str, float]]:
+        if not FAKE_GAIN:
+            return super()._finished_metrics()
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        return [{"det": 0.0, "seg": 0.3} if rank == 0 else {"det": 0.3, "seg": 0.0}] * self.epoch
 
     def _do_train(self) -> None:
         super()._do_train()

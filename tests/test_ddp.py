@@ -60,8 +60,10 @@ def results_rows(tmp_path: Path) -> list[dict[str, float]]:
         # phase two under DDP, distilling and anchoring (EWC) on both ranks, the classes linked (--link)
         (["schedule=phased", "freeze=10", "distill=True", "ewc=100", "link=auto"], {"det", "seg"}),
         (["launch"], {"det", "seg"}),
+        # --ratio gain: rank 0's metrics set epoch 2's shares on both ranks (rank 1's would favour the other task)
+        (["ratio=gain", "warmup_epochs=0", "fake-gain"], {"det", "seg"}),
     ],
-    ids=["torchrun", "torchrun-joint", "torchrun-phased", "ultralytics-launcher"],
+    ids=["torchrun", "torchrun-joint", "torchrun-phased", "ultralytics-launcher", "torchrun-gain"],
 )
 def test_ddp_two_gloo_ranks_shard_both_datasets_and_run_the_same_steps(tiny_pair, tmp_path, flags, tasks):
     proc = run_script(tiny_pair, tmp_path, None if "launch" in flags else 2, *flags)
@@ -72,9 +74,13 @@ def test_ddp_two_gloo_ranks_shard_both_datasets_and_run_the_same_steps(tiny_pair
     assert {r["world_size"] for r in by_rank.values()} == {2}
     steps = [[step["task"] for step in by_rank[r]["steps"]] for r in (0, 1)]
     assert steps[0] == steps[1] and set(steps[0]) == tasks  # the same task at every step on both ranks
+    gain = "ratio=gain" in flags
+    if gain:  # epoch 2 gives segmentation, the task rank 0 saw gain, three quarters of its 4 steps
+        second = [step["task"] for step in by_rank[0]["steps"] if step["epoch"] == 1]
+        assert second.count("seg") == 3 and second.count("det") == 1
     for task, yaml in zip(("det", "seg"), tiny_pair):
         everything = sorted(p.name for p in (yaml.parent / "images" / "train").iterdir())
-        for epoch in (0, 1):
+        for epoch in (0,) if gain else (0, 1):  # gain's second epoch draws no whole passes
             shards = [files_of(by_rank[r], epoch, task) for r in (0, 1)]
             if not shards[0] + shards[1]:  # phased: the task this epoch did not train
                 continue

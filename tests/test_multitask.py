@@ -1,8 +1,11 @@
 """Task plans and the multi-task loader."""
 
+import math
+
 import pytest
 
-from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, merge_joint
+from yoloseghw.data.gain_mix import GAIN_FLOOR, gain_per_step, gain_shares
+from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, merge_joint, split_steps
 from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.options import check_options
 
@@ -36,6 +39,52 @@ def test_each_mix_draws_its_promised_shares_in_an_epoch_of_the_promised_length(m
         at = [i for i, s in enumerate(steps) if s == (task,)]
         gap = 86 / len(at)
         assert max(b - a for a, b in zip(at, at[1:])) <= gap + 2, (task, at)
+
+
+def test_gain_mix_draws_one_to_one_in_the_warm_up_then_shares_by_each_tasks_gain_per_step():
+    """--ratio gain: the warm-up epochs draw 1:1; after them each task's share is its relative validation gain per
+    step (averaged over the last two epochs) over both tasks', kept between 1:3 and 3:1; no gain keeps the shares."""
+    metrics = [{"det": 0.01, "seg": 0.1}, {"det": 0.02, "seg": 0.11}, {"det": 0.04, "seg": 0.111}]
+    shares = gain_shares(metrics, 86, warmup=1)
+    assert len(shares) == 4 and all(math.isclose(s["det"] + s["seg"], 1) for s in shares)
+    assert shares[0] == shares[1] == {"det": 0.5, "seg": 0.5}  # warm-up, then equal gains from 0 to epoch 0's metric
+    det = (1 / 43 + 0.5 / 43) / 2  # epochs 0 and 1: from nothing to 0.01 (all of it), then 0.01 -> 0.02 (half of it)
+    seg = (1 / 43 + (0.01 / 0.11) / 43) / 2
+    assert math.isclose(shares[2]["det"], det / (det + seg))  # 0.58: detection gained more of its metric per step
+    assert split_steps(86, shares[2]) == {"det": 50, "seg": 36}
+    assert shares[3]["det"] == 1 - GAIN_FLOOR  # segmentation stopped rising: detection takes the most it may
+    assert gain_shares(metrics, 86, warmup=3)[:3] == [{"det": 0.5, "seg": 0.5}] * 3
+    falling = [*metrics, {"det": 0.03, "seg": 0.1}, {"det": 0.02, "seg": 0.09}]
+    assert gain_shares(falling, 86, warmup=1)[-1] == gain_shares(falling, 86, warmup=1)[-2]  # no gain: as it was
+    unvalidated = [{"det": math.nan, "seg": math.nan}] * 3  # val=False: no metrics, 1:1 throughout
+    assert gain_shares(unvalidated, 86, warmup=1) == [{"det": 0.5, "seg": 0.5}] * 4
+
+
+def test_gain_mix_replays_the_same_shares_from_any_prefix_of_its_history():
+    """A resumed run recomputes its shares from results.csv: every prefix of the history gives the shares the whole
+    run drew, so nothing else needs saving."""
+    metrics = [{"det": 0.001 * (e + 1) ** 2, "seg": 0.3 - 0.2 / (e + 1)} for e in range(8)]
+    whole = gain_shares(metrics, 86, warmup=2)
+    assert len({round(s["det"], 6) for s in whole}) > 2  # the shares move
+    for k in range(len(metrics) + 1):
+        assert gain_shares(metrics[:k], 86, warmup=2) == whole[: k + 1]
+
+
+def test_gain_per_step_is_the_share_of_the_metric_an_epoch_added_per_step():
+    assert math.isclose(gain_per_step(0.2, 0.4, 10), 0.05)
+    assert gain_per_step(0.4, 0.2, 10) < 0
+    assert gain_per_step(0.0, 0.3, 0) == 0 and gain_per_step(0.1, 0.0, 5) == 0 and gain_per_step(0.1, math.nan, 5) == 0
+
+
+def test_a_gain_plan_draws_the_shares_the_trainer_sets():
+    batches = {"det": 63, "seg": 23}
+    plan = TaskPlan("alternate", ratio="gain")
+    assert str(plan.ratio) == "gain"
+    assert plan.steps(0, 10, batches).count(("det",)) == 43  # warm-up: 1:1
+    plan.gain_shares = {"det": 0.75, "seg": 0.25}
+    steps = plan.steps(3, 10, batches)
+    assert len(steps) == 86 and steps.count(("det",)) == 64 and steps.count(("seg",)) == 22
+    assert "mix gain" in plan.describe(batches)
 
 
 @pytest.mark.parametrize(

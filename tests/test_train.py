@@ -7,19 +7,31 @@ import csv
 import json
 import math
 import re
+from collections.abc import Callable
 
 import pytest
 import torch
 
 from tests.helpers import assert_one_line_error, run
 from yoloseghw import YOLOSeg
+from yoloseghw.continual.forgetting import TASK_METRIC
 from yoloseghw.data.demo import DET_NAMES, SEG_NAMES
+from yoloseghw.data.gain_mix import gain_shares
+from yoloseghw.data.multitask import split_steps
 from yoloseghw.engine.checkpoint import load_model, read_checkpoint
+from yoloseghw.engine.trainer import DetSegTrainer
+from yoloseghw.utils.plots import read_rows
 
 from .conftest import TINY
 
 NORMAL = {**TINY, "epochs": 3, "warmup_epochs": 0, "close_mosaic": 1, "nbs": 2 * TINY["batch"]}  # the normal regime
 SGD = {"optimizer": "SGD", "lr0": 0.01, "lrf": 0.01}
+GAIN = {"epochs": 3, "warmup_epochs": 0, "seed": 0}  # --ratio gain tests: shares from epoch 2 on
+
+
+def record_into(tasks: list) -> Callable:
+    """An on_train_batch_end callback appending (epoch, step tasks) to `tasks`."""
+    return lambda trainer: tasks.append((trainer.epoch, trainer.step_tasks))
 
 
 def rows_of(run) -> list[dict[str, str]]:
@@ -303,6 +315,48 @@ def test_resume_matches_an_uninterrupted_run(tiny_pair, tmp_path):
     assert tasks["cut"] == [(e, t) for e, t in tasks["whole"] if e >= 1]
     assert [t for _, t in tasks["cut"]].count(("seg",)) == 3 * [t for _, t in tasks["cut"]].count(("det",))
     assert not (tmp_path / "cut-2").exists() and read_checkpoint(run / "weights/last.pt")["optimizer"] is None
+
+
+def steps_per_epoch(tasks: list[tuple[int, tuple[str, ...]]]) -> dict[int, dict[str, int]]:
+    """{epoch: {task: steps}} from recorded (epoch, step tasks) pairs."""
+    out: dict[int, dict[str, int]] = {}
+    for epoch, step in tasks:
+        out.setdefault(epoch, {"det": 0, "seg": 0})[step[0]] += 1
+    return out
+
+
+def test_gain_mix_draws_what_its_rule_gives_for_the_runs_own_validation_metrics(tiny_pair, tmp_path):
+    """--ratio gain, end to end: each epoch draws the split of the shares that the rule replays from the metrics the
+    run wrote to results.csv (here 8 steps an epoch, no warm-up)."""
+    tasks = []
+    train(tiny_pair, tmp_path, ratio="gain", batch=2, callbacks={"on_train_batch_end": record_into(tasks)}, **GAIN)
+    rows = read_rows(tmp_path / "train" / "results.csv")
+    metrics = [{task: row[key] for task, key in TASK_METRIC.items()} for row in rows]
+    shares = gain_shares(metrics, 8, warmup=0)
+    assert steps_per_epoch(tasks) == {e: split_steps(8, shares[e]) for e in range(3)}
+
+
+def test_gain_mix_resumes_with_the_shares_of_the_uninterrupted_run(tiny_pair, tmp_path, monkeypatch):
+    """Interrupted after epoch 1 and resumed: the shares are replayed from the finished epochs' metrics (fixed here,
+    so that they move), and every resumed step draws what the uninterrupted run drew."""
+    synthetic = [{"det": 0.001, "seg": 0.3}, {"det": 0.1, "seg": 0.31}]
+    monkeypatch.setattr(DetSegTrainer, "_finished_metrics", lambda trainer: synthetic[: trainer.epoch])
+    tasks = {"whole": [], "cut": []}
+
+    def stop_after_first(trainer):
+        if trainer.epoch == 0:
+            raise KeyboardInterrupt
+
+    options = {**GAIN, "ratio": "gain", "batch": 2}
+    train(tiny_pair, tmp_path, name="whole", callbacks={"on_train_batch_end": record_into(tasks["whole"])}, **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_pair, tmp_path, name="cut", callbacks={"on_fit_epoch_end": stop_after_first}, **options)
+    resumed = YOLOSeg()
+    resumed.add_callback("on_train_batch_end", record_into(tasks["cut"]))
+    resumed.train(resume=tmp_path / "cut", workers=0)
+    assert tasks["cut"] == [(e, t) for e, t in tasks["whole"] if e >= 1]
+    expected = split_steps(8, gain_shares(synthetic, 8, warmup=0)[2])
+    assert steps_per_epoch(tasks["whole"])[2] == expected and expected["det"] > expected["seg"]
 
 
 def test_resume_takes_the_options_ultralytics_allows(tiny_pair, tmp_path):

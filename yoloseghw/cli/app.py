@@ -72,7 +72,8 @@ def train(
     ratio: Optional[str] = typer.Option(
         None,
         help=f"alternate: which task a step draws: det:seg like 1:1 or 2:1, auto (each set's share of the batches), "
-        f"or temp:A (share of batches**A); default {DEFAULTS['ratio']}.",
+        f"temp:A (share of batches**A), or gain (1:1 in the warm-up, then by each task's validation gain per step); "
+        f"default {DEFAULTS['ratio']}.",
     ),
     epoch_steps: Optional[int] = typer.Option(
         None, help="Batches an epoch draws (default: det + seg batches, what the two single-task models draw)."

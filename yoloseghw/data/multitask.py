@@ -4,9 +4,11 @@ Two knobs decide an epoch (`TaskPlan`):
 - its length, in batches: by default the batches the two single-task models take in their epochs together (det
   batches + seg batches), so that N epochs cost what two stock models cost, whatever the mix (`epoch_steps`);
 - which task each step draws: the mix (`ratio`): `auto` (proportional to each dataset's batches: each dataset once
-  an epoch), `a:b` (a det steps to b seg steps), or `temp:A` (task i drawn in proportion to batches_i ** A: A = 1 is
-  `auto`, A = 0 is `1:1`). The steps of each task are spread evenly over the epoch, and a dataset drawn more often
-  than once an epoch starts a new pass where the last one ended.
+  an epoch), `a:b` (a det steps to b seg steps), `temp:A` (task i drawn in proportion to batches_i ** A: A = 1 is
+  `auto`, A = 0 is `1:1`), or `gain` (1:1 for the warm-up epochs, then each epoch's shares follow each task's
+  validation gain per step: data/gain_mix.py; the trainer sets them in `gain_shares` before each epoch). The steps of
+  each task are spread evenly over the epoch, and a dataset drawn more often than once an epoch starts a new pass
+  where the last one ended.
 Ultralytics' trainer counts the steps of an epoch once (`len(train_loader)`), so every epoch has the same number of
 steps; what changes from epoch to epoch (the phase of `phased`) is which dataset each step draws. Every DDP rank
 computes the same plan, so all ranks run the same task at every step.
@@ -68,6 +70,7 @@ class TaskPlan:
     order: tuple[str, str] = TASKS
     replay: float = 0.0
     epoch_steps: int | None = None
+    gain_shares: dict[str, float] | None = None  # `gain`: this epoch's shares (None: its warm-up shares, 1:1)
 
     def __post_init__(self) -> None:
         self.ratio = Mix.parse(self.ratio)
@@ -111,7 +114,8 @@ class TaskPlan:
         if self.kind == "joint":
             return dict.fromkeys(TASKS, n)
         if self.kind == "alternate":
-            return split_steps(n, self.ratio.shares(batches))
+            shares = self.gain_shares if self.ratio.kind == "gain" and self.gain_shares else self.ratio.shares(batches)
+            return split_steps(n, shares)
         tasks = self.phase(epoch, epochs)
         replaying = self.replay and tasks == (self.order[1],) and self.order[0] in batches
         if not replaying:
@@ -146,6 +150,11 @@ class TaskPlan:
         if self.kind == "joint":
             return f"{n} steps, each one det batch + one seg batch in one forward; length {length}"
         drawn = " + ".join(f"{counts[t]} {t}" for t in TASKS if counts.get(t))
+        if self.kind == "alternate" and self.ratio.kind == "gain":
+            return (
+                f"{n} steps, length {length}; mix gain: {drawn} steps in the warm-up epochs, then each task's share "
+                "follows its validation gain per step"
+            )
         if self.kind == "alternate":
             return f"{n} steps, length {length}; mix {self.ratio}: {drawn} steps"
         replay = f", replaying {self.replay:g} {self.order[0]} batches per {self.order[1]} batch" if self.replay else ""

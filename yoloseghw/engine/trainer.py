@@ -26,9 +26,10 @@ from ultralytics.utils.torch_utils import intersect_dicts, torch_distributed_zer
 from yoloseghw.continual import phases
 from yoloseghw.continual.distill import DISTILL_ANCHORS, DISTILL_LOSS, frozen_copy
 from yoloseghw.continual.ewc import EWC_LOSS
-from yoloseghw.continual.forgetting import forgetting_report, write_report
+from yoloseghw.continual.forgetting import TASK_METRIC, forgetting_report, write_report
 from yoloseghw.continual.forgetting import print_report as print_forgetting
 from yoloseghw.data.dataset import build_dataset, build_loader
+from yoloseghw.data.gain_mix import gain_shares
 from yoloseghw.data.multitask import MultiTaskLoader, TaskPlan, ValLoaders
 from yoloseghw.data.pair import load_pair
 from yoloseghw.engine import distributed
@@ -43,7 +44,7 @@ from yoloseghw.utils.errors import UserInputError
 from yoloseghw.utils.files import atomic_path, remove_stale_temporaries
 from yoloseghw.utils.metrics import MAP50, MAP50_95, MIOU, PIXEL_ACC
 from yoloseghw.utils.options import TASKS
-from yoloseghw.utils.plots import plot_results
+from yoloseghw.utils.plots import plot_results, read_rows
 from yoloseghw.utils.ultralytics import (
     TrainerHooks,
     ddp_wrapper,
@@ -389,10 +390,35 @@ class DetSegTrainer(TrainerHooks):
         return frozen_copy(model).to(self.device)
 
     def _start_epoch(self) -> None:
-        """on_train_epoch_start: tell the loader the epoch, reset the loss meter, apply the phase of `phased`."""
+        """on_train_epoch_start: tell the loader the epoch, reset the loss meter, apply the phase of `phased`, and
+        set the shares of `--ratio gain` (computed on rank 0, which holds the validation metrics, for every rank)."""
         self.train_loader.set_epoch(self.epoch)
         self.meter = None
         phases.start_epoch(self)
+        if self.plan.kind == "alternate" and self.plan.ratio.kind == "gain":
+            self.plan.gain_shares = distributed.on_rank_zero(self._gain_shares)
+            if RANK in {-1, 0} and self.epoch >= self._warmup_epochs():
+                counts = self.plan.counts(self.epoch, self.epochs, self.train_loader.batches)
+                console.print(
+                    f"epoch {self.epoch + 1}/{self.epochs} mix gain: {counts['det']} det + {counts['seg']} seg"
+                )
+
+    def _gain_shares(self) -> dict[str, float]:
+        """`--ratio gain`: this epoch's shares, replayed from the validation metrics of the epochs before it."""
+        steps = self.plan.steps_per_epoch(self.train_loader.batches)
+        return gain_shares(self._finished_metrics(), steps, self._warmup_epochs())[-1]
+
+    def _finished_metrics(self) -> list[dict[str, float]]:
+        """Each finished epoch's validation metric per task, from results.csv (NaN where an epoch was not validated)."""
+        rows = read_rows(self.csv)[: self.epoch] if self.csv.is_file() else []
+        return [{task: row.get(key, math.nan) for task, key in TASK_METRIC.items()} for row in rows]
+
+    def _warmup_epochs(self) -> int:
+        """The epochs Ultralytics' warm-up spans (its `max(round(warmup_epochs * batches), 100)` iterations)."""
+        if self.args.warmup_epochs <= 0:
+            return 0
+        steps = len(self.train_loader)
+        return math.ceil(max(round(self.args.warmup_epochs * steps), 100) / steps)
 
     def _track_losses(self) -> None:
         """on_train_batch_end: make `tloss` the exact mean of each task's losses over the steps that trained it."""

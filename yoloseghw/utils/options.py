@@ -41,25 +41,26 @@ SINGLE_FREEZE = "backbone"  # what `single` freezes unless --freeze is given (do
 
 @dataclass(frozen=True)
 class Mix:
-    """Which task a step draws: `auto`, `a:b` or `temp:A` (see the module docstring)."""
+    """Which task a step draws: `auto`, `a:b`, `temp:A` or `gain` (see data/multitask.py and data/gain_mix.py)."""
 
-    kind: str  # "auto", "ratio" or "temp"
+    kind: str  # "auto", "ratio", "temp" or "gain"
     ratio: tuple[int, int] = (1, 1)
     temperature: float = 1.0
 
     @classmethod
     def parse(cls, value: str | tuple | list | Mix) -> Mix:
-        """The mix of `--ratio`: 'auto', 'a:b' (positive integers), 'temp:A' (A >= 0); UserInputError otherwise."""
+        """The mix of `--ratio`: 'auto', 'a:b' (positive integers), 'temp:A' (A >= 0) or 'gain'; UserInputError
+        otherwise."""
         if isinstance(value, Mix):
             return value
-        expected = "expected auto, det:seg like 2:1 or temp:A like temp:0.5 (quoted in a yaml file)"
+        expected = "expected auto, gain, det:seg like 2:1 or temp:A like temp:0.5 (quoted in a yaml file)"
         if isinstance(value, (tuple, list)):
             value = ":".join(str(v) for v in value)
         if not isinstance(value, str):  # e.g. an unquoted 2:1 in a yaml file reads as the number 121
             raise UserInputError(f"--ratio: {expected}, got {value}")
         text = value.strip().lower()
-        if text == "auto":
-            return cls("auto")
+        if text in ("auto", "gain"):
+            return cls(text)
         if text.startswith("temp:"):
             try:
                 a = float(text[5:])
@@ -77,7 +78,10 @@ class Mix:
         return cls("ratio", ratio=ratio)
 
     def shares(self, batches: dict[str, int]) -> dict[str, float]:
-        """The share of an epoch's steps each task gets, given each dataset's batches per pass."""
+        """The share of an epoch's steps each task gets, given each dataset's batches per pass (`gain`: its warm-up
+        shares, 1:1; the trainer sets the later epochs' shares from the validation gains)."""
+        if self.kind == "gain":
+            return dict.fromkeys(TASKS, 1 / len(TASKS))
         if self.kind == "ratio":
             weights = dict(zip(TASKS, self.ratio))
         else:
@@ -89,7 +93,7 @@ class Mix:
     def __str__(self) -> str:
         if self.kind == "ratio":
             return f"{self.ratio[0]}:{self.ratio[1]}"
-        return "auto" if self.kind == "auto" else f"temp:{self.temperature:g}"
+        return self.kind if self.kind in ("auto", "gain") else f"temp:{self.temperature:g}"
 
 
 def link_weights(value: Any) -> tuple[float, float]:
