@@ -161,3 +161,21 @@ def test_bad_input_is_one_line(trained, val_images, tmp_path, args, needles):
 
 def test_no_weights_and_no_runs_is_one_line(tmp_path):
     assert_one_line_error(run("predict", "--project", tmp_path / "empty"), "--weights", "no trained run")
+
+
+def test_network_input_is_the_letterboxed_rgb_image_over_255():
+    """The shared pre-processing: RGB, channels first, float32 in 0-1, padded with Ultralytics' grey, exactly the
+    bytes over 255 (what every backend was given before it flipped and transposed the bytes first)."""
+    from ultralytics.data.augment import LetterBox
+
+    from yoloseghw.data.inputs import network_input
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (90, 160, 3), dtype=np.uint8) for _ in range(2)]
+    box = LetterBox((128, 128), auto=False)
+    x = network_input(images, box)
+    assert x.shape == (2, 3, 128, 128) and x.dtype == np.float32 and x.flags.c_contiguous
+    padded = np.stack([box(image=im) for im in images])
+    expected = np.ascontiguousarray(padded[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255
+    assert np.array_equal(x, expected)
+    assert (x[0, :, 0, 0] == np.float32(114) / 255).all()  # the letterbox's grey padding, in the top row
