@@ -13,8 +13,6 @@ Relative gains make the two metrics comparable (mAP50-95 is near 0.05 after a fe
 
 from __future__ import annotations
 
-import math
-
 from yoloseghw.data.multitask import split_steps
 from yoloseghw.utils.options import TASKS
 
@@ -29,6 +27,12 @@ def gain_per_step(before: float, after: float, steps: int) -> float:
         return 0.0
     before = before if before > 0 else 0.0
     return (after - before) / after / steps
+
+
+def epoch_gain(metrics: list[dict[str, float]], steps: list[dict[str, int]], epoch: int, task: str) -> float:
+    """`task`'s gain per step in `epoch`, from its metric before (0 before the first epoch) and after it."""
+    before = metrics[epoch - 1][task] if epoch else 0.0
+    return gain_per_step(before, metrics[epoch][task], steps[epoch].get(task, 0))
 
 
 def gain_shares(metrics: list[dict[str, float]], epoch_steps: int, warmup: int) -> list[dict[str, float]]:
@@ -50,19 +54,9 @@ def gain_shares(metrics: list[dict[str, float]], epoch_steps: int, warmup: int) 
             share = equal
         else:
             recent = range(max(epoch - WINDOW, 0), epoch)
-            gains = {
-                t: max(
-                    sum(
-                        gain_per_step(metrics[e - 1][t] if e else 0.0, metrics[e][t], steps[e].get(t, 0))
-                        for e in recent
-                    )
-                    / len(recent),
-                    0.0,
-                )
-                for t in TASKS
-            }
+            gains = {t: max(sum(epoch_gain(metrics, steps, e, t) for e in recent) / len(recent), 0.0) for t in TASKS}
             total = sum(gains.values())
-            if not total > 0 or not math.isfinite(total):
+            if not total > 0:
                 share = shares[-1]
             else:
                 det = min(max(gains["det"] / total, GAIN_FLOOR), 1 - GAIN_FLOOR)
