@@ -296,11 +296,8 @@ def test_resume_matches_an_uninterrupted_run(tiny_pair, tmp_path):
     def last_state(key):
         return lambda t: ends.__setitem__(key, (t.epoch, t.optimizer.param_groups[0]["lr"], t.ema.updates, t.args))
 
-    def record(key):
-        return lambda t: tasks[key].append((t.epoch, t.step_tasks))
-
     common = {**NORMAL, **SGD, "ratio": "1:3"}
-    whole = {"on_train_epoch_end": last_state("whole"), "on_train_batch_end": record("whole")}
+    whole = {"on_train_epoch_end": last_state("whole"), "on_train_batch_end": record_into(tasks["whole"])}
     train(tiny_pair, tmp_path, name="whole", callbacks=whole, **common)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_pair, tmp_path, name="cut", callbacks={"on_fit_epoch_end": stop_after_first}, **common)
@@ -308,7 +305,7 @@ def test_resume_matches_an_uninterrupted_run(tiny_pair, tmp_path):
     assert len(rows_of(run)) == 1 and read_checkpoint(run / "weights/last.pt")["scaler"] is not None
     resumed = YOLOSeg()
     resumed.add_callback("on_train_epoch_end", last_state("cut"))
-    resumed.add_callback("on_train_batch_end", record("cut"))
+    resumed.add_callback("on_train_batch_end", record_into(tasks["cut"]))
     resumed.train(resume=run, batch=TINY["batch"], workers=0)
     assert [int(r["epoch"]) for r in rows_of(run)] == [1, 2, 3]
     assert ends["cut"][:3] == ends["whole"][:3]
